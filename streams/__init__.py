@@ -1,0 +1,1 @@
+"""Contract-first LLM extraction on Kafka."""

@@ -1,0 +1,86 @@
+"""Wiring: build a pipeline and its worker from settings. No per-record logic here."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+import contracts
+from streams.encode import AvroWireEncoder
+from streams.errors import ConfigError
+from streams.extract import Extractor
+from streams.metrics import Metrics
+from streams.pipeline import Pipeline
+from streams.providers import build_provider
+from streams.providers.base import Provider
+from streams.settings import Settings
+from streams.worker import OutcomeHook, Worker
+
+__all__ = ["build_pipeline", "build_worker", "registry_client", "run_worker"]
+
+log = logging.getLogger("streams.app")
+
+
+def registry_client(settings: Settings) -> SchemaRegistryClient:
+    return SchemaRegistryClient({"url": settings.registry.url})
+
+
+def build_pipeline(
+    settings: Settings,
+    name: str,
+    *,
+    provider: Provider | None = None,
+    registry: SchemaRegistryClient | None = None,
+) -> Pipeline:
+    """Build pipeline ``name``; every config mistake surfaces here as a ConfigError."""
+    cfg = settings.pipeline(name)
+    try:
+        contract = contracts.get_contract(cfg.contract, cfg.contract_version)
+    except KeyError as exc:
+        raise ConfigError(f"pipeline {name}: {exc.args[0]}") from None
+    if provider is None:
+        provider = build_provider(
+            settings.llm.provider,
+            base_url=settings.llm.base_url,
+            model=settings.llm.model,
+            api_key=settings.llm.api_key,
+            timeout_s=settings.llm.timeout_s,
+            max_connections=settings.llm.max_connections,
+        )
+    extractor = Extractor(
+        contract, provider, settings.budgets, price=settings.pricing.get(provider.model)
+    )
+    encoder = AvroWireEncoder(
+        contract, registry or registry_client(settings), f"{cfg.topic('valid')}-value"
+    )
+    encoder.register()
+    try:
+        return Pipeline(cfg, contract, extractor, encoder)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def build_worker(
+    settings: Settings,
+    name: str,
+    *,
+    provider: Provider | None = None,
+    metrics: Metrics | None = None,
+    on_outcome: OutcomeHook | None = None,
+) -> Worker:
+    pipeline = build_pipeline(settings, name, provider=provider)
+    return Worker(settings, pipeline, metrics=metrics, on_outcome=on_outcome)
+
+
+async def run_worker(settings: Settings, name: str, stop: asyncio.Event) -> None:
+    """Run one pipeline's worker until ``stop`` is set."""
+    metrics = Metrics()
+    if settings.worker.metrics_port:
+        metrics.serve(settings.worker.metrics_port)
+    worker = build_worker(settings, name, metrics=metrics)
+    try:
+        await worker.run(stop)
+    finally:
+        await worker.pipeline.extractor.provider.aclose()

@@ -1,0 +1,627 @@
+"""A real single-node Kafka for development and integration tests, without Docker.
+
+The jars come from Maven once per cache dir (``deploy/kafka/pom.xml``); the broker is
+``java kafka.Kafka`` in KRaft combined mode (broker and controller in one JVM, node 1),
+listening on 127.0.0.1 only::
+
+    from streams.devstack.kafka import LocalKafka
+    from streams.settings import default_cache_dir
+
+    with LocalKafka(default_cache_dir()) as kafka:
+        producer = confluent_kafka.Producer({"bootstrap.servers": kafka.bootstrap})
+        ...
+        kafka.restart()  # same port, same data: a broker-restart fault
+
+``dev_up`` / ``dev_down`` / ``dev_status`` keep one long-lived broker for ``streams dev``;
+it outlives the CLI and is found again through ``<cache_dir>/dev/kafka.json``.
+
+Errors (both are :class:`~streams.errors.ConfigError`, so the CLI prints one line)::
+
+    ConfigError
+    └── DevstackError        the local broker could not be prepared, started or stopped
+        └── ToolMissing      ``mvn`` or ``java`` is not on PATH
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from streams.errors import ConfigError
+
+KAFKA_VERSION = "4.1.1"
+BROKER_MAIN = "kafka.Kafka"
+STORAGE_TOOL_MAIN = "kafka.tools.StorageTool"
+CONSUMER_GROUPS_MAIN = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
+
+HOST = "127.0.0.1"
+_DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "kafka"
+_MVN_TIMEOUT = 900.0
+_LOG_TAIL_LINES = 30
+
+# The distribution's kafka-server-start.sh settings, with a heap sized for a laptop, and
+# the C1-only JIT: on two cores C2 competes with start-up and costs ~2s of every (re)start,
+# while a dev broker's traffic never needs C2's peak speed.
+_BROKER_JVM = (
+    "-Xms256m",
+    "-Xmx512m",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:+ExplicitGCInvokesConcurrent",
+    "-XX:TieredStopAtLevel=1",
+    "-Djava.awt.headless=true",
+)
+# Tools run for a second or two: the C1-only JIT and serial GC start fastest.
+_TOOL_JVM = ("-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Djava.awt.headless=true")
+
+
+class DevstackError(ConfigError):
+    """The local Kafka could not be prepared, started or stopped. The message says why."""
+
+
+class ToolMissing(DevstackError):
+    """``mvn`` or ``java`` is not on PATH. ``tool`` names which."""
+
+    def __init__(self, message: str, *, tool: str) -> None:
+        super().__init__(message, tool=tool)
+        self.tool = tool
+
+
+_INSTALL_HINTS = {
+    "java": "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless)",
+    "mvn": "install Maven (Debian: apt-get install maven); it fetches the Kafka jars once",
+}
+
+
+def _require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise ToolMissing(f"`{name}` not found on PATH: {_INSTALL_HINTS[name]}", tool=name)
+    return path
+
+
+def _deploy_file(name: str) -> Path:
+    path = _DEPLOY_DIR / name
+    if not path.is_file():
+        raise DevstackError(f"{path} is missing: run from a source checkout of this project")
+    return path
+
+
+def kafka_home(cache_dir: Path) -> Path:
+    """The per-version folder in the cache: ``libs/``, the Maven log, tool logs."""
+    return cache_dir / f"kafka-{KAFKA_VERSION}"
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Serialise processes sharing a cache dir (parallel test runs, two ``dev up``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_kafka_jars(cache_dir: Path, *, progress: Callable[[str], None] = print) -> Path:
+    """Resolve the broker and tool jars into ``<cache_dir>/kafka-<ver>/libs`` once.
+
+    A marker file holds the hash of ``pom.xml``, so editing the pom resolves again.
+    Returns the libs dir. Raises :class:`ToolMissing` without ``java`` or (on the first
+    run) ``mvn``, and :class:`DevstackError` when Maven fails.
+    """
+    _require_tool("java")
+    home = kafka_home(cache_dir)
+    libs = home / "libs"
+    marker = home / ".resolved"
+    pom = _deploy_file("pom.xml")
+    digest = hashlib.sha256(pom.read_bytes()).hexdigest()
+    if _resolved(marker, digest, libs):
+        return libs
+    mvn = _require_tool("mvn")
+    with _file_lock(home / ".lock"):
+        if _resolved(marker, digest, libs):  # another process finished while we waited
+            return libs
+        started = time.monotonic()
+        progress(f"Resolving Kafka {KAFKA_VERSION} jars with Maven (first run only)...")
+        partial = home / f"libs.partial-{os.getpid()}"
+        shutil.rmtree(partial, ignore_errors=True)
+        _run_maven(mvn, pom, partial, home / "mvn.log", progress)
+        marker.unlink(missing_ok=True)
+        shutil.rmtree(libs, ignore_errors=True)
+        partial.rename(libs)
+        marker.write_text(digest + "\n")
+        count = len(list(libs.glob("*.jar")))
+        elapsed = time.monotonic() - started
+        progress(f"Kafka {KAFKA_VERSION}: {count} jars in {libs} ({elapsed:.1f}s)")
+    return libs
+
+
+def _resolved(marker: Path, digest: str, libs: Path) -> bool:
+    try:
+        recorded = marker.read_text().strip()
+    except FileNotFoundError:
+        return False
+    return recorded == digest and (libs / f"kafka_2.13-{KAFKA_VERSION}.jar").is_file()
+
+
+def _run_maven(
+    mvn: str, pom: Path, output_dir: Path, log_path: Path, progress: Callable[[str], None]
+) -> None:
+    command = [
+        mvn,
+        "-B",
+        "-f",
+        str(pom),
+        "dependency:copy-dependencies",
+        "-DincludeScope=runtime",
+        f"-DoutputDirectory={output_dir}",
+    ]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    errors: collections.deque[str] = collections.deque(maxlen=5)
+    downloads = 0
+    with (
+        log_path.open("w") as log,
+        subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ) as proc,
+    ):
+        # Iterating stdout blocks, so a hung download is cut off by a timer instead.
+        watchdog = threading.Timer(_MVN_TIMEOUT, proc.kill)
+        watchdog.start()
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                log.write(line)
+                if line.startswith("Downloaded from"):
+                    downloads += 1
+                    if downloads % 50 == 0:
+                        progress(f"  ...{downloads} files downloaded")
+                elif line.startswith("[ERROR]") and line[7:].strip():
+                    errors.append(line[7:].strip())
+            returncode = proc.wait()
+        finally:
+            watchdog.cancel()
+    if returncode != 0:
+        shutil.rmtree(output_dir, ignore_errors=True)
+        reason = errors[0] if errors else f"exit status {returncode}"
+        raise DevstackError(
+            f"Maven could not resolve the Kafka jars: {reason} (full log: {log_path})",
+            log=str(log_path),
+        )
+
+
+def free_ports(count: int = 1, *, host: str = HOST) -> list[int]:
+    """``count`` distinct ports that were free a moment ago (bound to port 0, then closed)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind((host, 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+
+
+def port_is_free(port: int, *, host: str = HOST) -> bool:
+    """Whether ``port`` can be listened on now (SO_REUSEADDR, as the JVM binds)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def new_cluster_id() -> str:
+    """A random cluster id in Kafka's ``Uuid`` format (22 chars of URL-safe base64)."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):  # Kafka rejects ids that look like a CLI flag
+            return text
+
+
+def render_server_properties(
+    *, port: int, controller_port: int, log_dir: Path, node_id: int = 1
+) -> str:
+    """The ``server.properties`` of a one-node KRaft cluster on 127.0.0.1."""
+    settings = {
+        "process.roles": "broker,controller",
+        "node.id": str(node_id),
+        # A static quorum: the voter set lives in this file, not in the metadata log,
+        # so a restart may even move the controller port.
+        "controller.quorum.voters": f"{node_id}@{HOST}:{controller_port}",
+        "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "log.dirs": str(log_dir),
+        "num.partitions": "3",
+        "default.replication.factor": "1",
+        "min.insync.replicas": "1",
+        "auto.create.topics.enable": "true",
+        "offsets.topic.replication.factor": "1",
+        # 50 offsets partitions is the production default; 10 makes the first group faster.
+        "offsets.topic.num.partitions": "10",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+    }
+    return "".join(f"{key}={value}\n" for key, value in settings.items())
+
+
+def _java_command(java: str, libs: Path, jvm: tuple[str, ...], logs: Path, main: str) -> list[str]:
+    return [
+        java,
+        *jvm,
+        f"-Dlog4j2.configurationFile={_deploy_file('log4j2.yaml')}",
+        f"-Dkafka.logs.dir={logs}",
+        "-cp",
+        f"{libs}/*",
+        main,
+    ]
+
+
+def run_kafka_tool(
+    cache_dir: Path, main_class: str, args: list[str], *, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run a Kafka command-line tool, e.g. ``CONSUMER_GROUPS_MAIN`` with ``["--list", ...]``.
+
+    Output is captured as text and the exit status is not checked: read ``returncode``.
+    Tool logs go to ``<cache_dir>/kafka-<ver>/tool-logs``; only warnings reach stderr.
+    """
+    libs = ensure_kafka_jars(cache_dir)
+    logs = kafka_home(cache_dir) / "tool-logs"
+    command = _java_command(_require_tool("java"), libs, _TOOL_JVM, logs, main_class) + args
+    try:
+        return subprocess.run(
+            command,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise DevstackError(f"{main_class} did not finish within {timeout:.0f}s") from exc
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether ``pid`` still runs; reaps it first if it is our exited child."""
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:  # not our child (e.g. `dev down` from another CLI run)
+        pass
+    else:
+        if waited == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _is_broker(pid: int, properties: Path) -> bool:
+    """Guard against a recycled PID: the process must be our ``kafka.Kafka <properties>``."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return BROKER_MAIN.encode() in argv and str(properties).encode() in argv
+
+
+def _terminate(pid: int, timeout: float) -> None:
+    """SIGTERM (a controlled shutdown), then SIGKILL if it outlives ``timeout``."""
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not _process_alive(pid):
+                return
+            time.sleep(0.1)
+    raise DevstackError(f"Kafka (pid {pid}) survived SIGKILL for 10s")
+
+
+def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
+    try:
+        with path.open(errors="replace") as handle:
+            return "".join(collections.deque(handle, maxlen=lines)).rstrip()
+    except FileNotFoundError:
+        return f"({path} was not written)"
+
+
+class LocalKafka:
+    """One KRaft broker+controller on 127.0.0.1, run as a child JVM in its own session.
+
+    Ports are chosen when the object is built, so ``bootstrap`` is known before
+    ``start()``. Without ``data_dir`` a temporary one is made and removed by ``__exit__``.
+    """
+
+    def __init__(
+        self,
+        cache_dir: Path,
+        *,
+        port: int | None = None,
+        data_dir: Path | None = None,
+        progress: Callable[[str], None] = print,
+    ) -> None:
+        self.cache_dir = cache_dir.resolve()
+        self._progress = progress
+        self._owns_data_dir = data_dir is None
+        # Absolute, because `dev down` recognises the broker by this path in its argv.
+        self.data_dir = (
+            Path(tempfile.mkdtemp(prefix="local-kafka-")) if data_dir is None else data_dir
+        ).resolve()
+        if port is None:
+            port, controller_port = free_ports(2)
+        else:
+            controller_port = next(p for p in free_ports(2) if p != port)
+        self.port = port
+        self.controller_port = controller_port
+        self.bootstrap = f"{HOST}:{port}"
+        self.pid: int | None = None
+
+    @property
+    def properties_path(self) -> Path:
+        return self.data_dir / "server.properties"
+
+    @property
+    def log_path(self) -> Path:
+        """Kafka's own log (log4j2, INFO); ``console.log`` beside it has the JVM's output."""
+        return self.data_dir / "logs" / "server.log"
+
+    @property
+    def console_path(self) -> Path:
+        return self.data_dir / "logs" / "console.log"
+
+    def start(self, timeout: float = 120.0) -> None:
+        """Format storage on first use, launch the JVM, return once a client gets metadata."""
+        if self.pid is not None and _process_alive(self.pid):
+            raise DevstackError(f"Kafka is already running on {self.bootstrap} (pid {self.pid})")
+        started = time.monotonic()
+        libs = ensure_kafka_jars(self.cache_dir, progress=self._progress)
+        java = _require_tool("java")
+        for port in (self.port, self.controller_port):
+            if not port_is_free(port):
+                raise DevstackError(f"port {port} on {HOST} is in use: choose another port")
+        logs = self.log_path.parent
+        logs.mkdir(parents=True, exist_ok=True)
+        kraft_dir = self.data_dir / "kraft"
+        self.properties_path.write_text(
+            render_server_properties(
+                port=self.port, controller_port=self.controller_port, log_dir=kraft_dir
+            )
+        )
+        if not (kraft_dir / "meta.properties").is_file():
+            self._format(java, libs, logs)
+        command = _java_command(java, libs, _BROKER_JVM, logs, BROKER_MAIN)
+        self.pid = _spawn([*command, str(self.properties_path)], self.console_path)
+        try:
+            self._wait_ready(started + timeout)
+        except BaseException:
+            self.stop()
+            raise
+        elapsed = time.monotonic() - started
+        self._progress(f"Kafka {KAFKA_VERSION} ready on {self.bootstrap} in {elapsed:.1f}s")
+
+    def _format(self, java: str, libs: Path, logs: Path) -> None:
+        command = _java_command(java, libs, _TOOL_JVM, logs, STORAGE_TOOL_MAIN)
+        args = ["format", "-t", new_cluster_id(), "-c", str(self.properties_path)]
+        result = subprocess.run(
+            command + args,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if result.returncode != 0:
+            output = (result.stdout + result.stderr).strip()
+            raise DevstackError(f"formatting {self.data_dir} failed:\n{output}")
+
+    def _wait_ready(self, deadline: float) -> None:
+        admin: Any = None
+        last_error = "no answer yet"
+        while time.monotonic() < deadline:
+            assert self.pid is not None
+            if not _process_alive(self.pid):
+                self.pid = None
+                raise DevstackError(f"Kafka exited during start-up:\n{self._log_tails()}")
+            if admin is None and self._accepts_connections():
+                # librdkafka's own logging is silenced: failures surface as exceptions.
+                admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+            if admin is not None:
+                try:
+                    metadata = admin.list_topics(timeout=2.0)
+                except KafkaException as exc:
+                    last_error = str(exc)
+                else:
+                    if metadata.brokers:
+                        return
+            time.sleep(0.2)
+        raise DevstackError(
+            f"Kafka on {self.bootstrap} gave no metadata in time ({last_error}):\n"
+            f"{self._log_tails()}"
+        )
+
+    def _accepts_connections(self) -> bool:
+        try:
+            with socket.create_connection((HOST, self.port), timeout=1.0):
+                return True
+        except OSError:
+            return False
+
+    def _log_tails(self) -> str:
+        return (
+            f"--- {self.log_path} ---\n{_tail(self.log_path)}\n"
+            f"--- {self.console_path} ---\n{_tail(self.console_path)}"
+        )
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM the broker by PID and wait; SIGKILL after ``timeout``. Idempotent."""
+        if self.pid is None:
+            return
+        _terminate(self.pid, timeout)
+        self.pid = None
+
+    def restart(self) -> None:
+        """Stop, then start again on the same ports and data dir."""
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self._cleanup()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self.stop()
+        finally:
+            self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self._owns_data_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def _spawn(argv: list[str], output: Path) -> int:
+    """Start ``argv`` in a new session with stdout+stderr appended to ``output``.
+
+    ``posix_spawn`` rather than ``Popen``: a detached broker (``dev up``) must outlive
+    this process, and a dropped ``Popen`` of a live child warns when collected.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    return os.posix_spawn(
+        argv[0],
+        argv,
+        dict(os.environ),
+        file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, str(output), flags, 0o644),
+            (os.POSIX_SPAWN_DUP2, 1, 2),
+        ],
+        setsid=True,
+    )
+
+
+def _dev_dir(cache_dir: Path) -> Path:
+    return cache_dir / "dev"
+
+
+def _state_path(cache_dir: Path) -> Path:
+    return _dev_dir(cache_dir) / "kafka.json"
+
+
+def dev_status(cache_dir: Path) -> dict[str, Any] | None:
+    """The running dev broker's state (pid, bootstrap, data dir, ...), or None."""
+    try:
+        state: dict[str, Any] = json.loads(_state_path(cache_dir).read_text())
+        pid = int(state["pid"])
+        properties = Path(state["data_dir"]) / "server.properties"
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None
+    if not (_process_alive(pid) and _is_broker(pid, properties)):
+        return None
+    return state
+
+
+def dev_up(
+    cache_dir: Path, port: int | None = None, progress: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Start the dev broker detached, or report the one already running.
+
+    Returns its state plus ``already_running``. Without ``port`` the previous run's
+    port is reused when it is free, so ``bootstrap`` stays stable between runs.
+    """
+    with _file_lock(_dev_dir(cache_dir) / ".lock"):
+        running = dev_status(cache_dir)
+        if running is not None:
+            if port is not None and port != running["port"]:
+                raise DevstackError(
+                    f"the dev Kafka already runs on {running['bootstrap']}: "
+                    "run `streams dev down` first to change its port"
+                )
+            return {**running, "already_running": True}
+        data_dir = _dev_dir(cache_dir) / "data"
+        if port is None:
+            port = _previous_port(cache_dir)
+        kafka = LocalKafka(cache_dir, port=port, data_dir=data_dir, progress=progress)
+        kafka.start()
+        assert kafka.pid is not None
+        state: dict[str, Any] = {
+            "pid": kafka.pid,
+            "bootstrap": kafka.bootstrap,
+            "port": kafka.port,
+            "controller_port": kafka.controller_port,
+            "data_dir": str(data_dir.resolve()),
+            "log": str(kafka.log_path.resolve()),
+            "version": KAFKA_VERSION,
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        path = _state_path(cache_dir)
+        partial = path.with_suffix(".json.partial")
+        partial.write_text(json.dumps(state, indent=2) + "\n")
+        partial.replace(path)
+        return {**state, "already_running": False}
+
+
+def _previous_port(cache_dir: Path) -> int | None:
+    try:
+        port = int(json.loads(_state_path(cache_dir).read_text())["port"])
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None
+    return port if port_is_free(port) else None
+
+
+def dev_down(cache_dir: Path, timeout: float = 30.0) -> bool:
+    """Stop the dev broker by its recorded PID. False when none was running."""
+    with _file_lock(_dev_dir(cache_dir) / ".lock"):
+        running = dev_status(cache_dir)
+        if running is None:
+            return False
+        _terminate(int(running["pid"]), timeout)
+        return True

@@ -1,0 +1,103 @@
+"""Encoders for the four output topics.
+
+* ``.valid``: Avro in the Schema Registry wire format (magic byte 0, 4-byte
+  big-endian schema id, Avro binary body), so a stock ``AvroDeserializer``,
+  Kafka Connect or Flink can read it. Provenance is inside the value.
+* ``.invalid`` / ``.over-budget`` / ``.dlq``: a versioned JSON envelope that
+  carries the reason, the field errors and enough input to redrive it.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import struct
+from typing import Any
+
+import fastavro
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+from contracts.base import ContractVersion
+from streams.avro_schema import avro_schema_for, to_avro_datum
+from streams.errors import ConfigError, EncodingError
+
+__all__ = ["ENVELOPE_VERSION", "AvroWireEncoder", "decode_wire", "envelope_bytes"]
+
+ENVELOPE_VERSION = 1
+_MAGIC = 0
+
+
+class AvroWireEncoder:
+    """Encodes valid records of one contract version under one registry subject."""
+
+    def __init__(
+        self, contract: ContractVersion, registry: SchemaRegistryClient, subject: str
+    ) -> None:
+        self.contract = contract
+        self.subject = subject
+        self.schema_dict = avro_schema_for(contract)
+        self.parsed = fastavro.parse_schema(self.schema_dict)
+        self._registry = registry
+        self._schema_id: int | None = None
+
+    @property
+    def schema_id(self) -> int:
+        if self._schema_id is None:
+            self._schema_id = self.register()
+        return self._schema_id
+
+    def register(self) -> int:
+        """Register (or look up) the schema under the subject; fail fast at start-up."""
+        schema = Schema(json.dumps(self.schema_dict), "AVRO")
+        try:
+            schema_id = self._registry.register_schema(self.subject, schema)
+        except SchemaRegistryError as exc:
+            raise ConfigError(
+                f"schema registry refused {self.subject}: {exc.error_message} "
+                f"(HTTP {exc.http_status_code}); check registry.url and compatibility"
+            ) from exc
+        except Exception as exc:  # network errors surface as assorted types
+            raise ConfigError(
+                f"schema registry unreachable for {self.subject}: {exc}; check registry.url"
+            ) from exc
+        self._schema_id = int(schema_id)
+        return self._schema_id
+
+    def encode(self, record: Any, provenance: dict[str, Any]) -> bytes:
+        datum = to_avro_datum(record)
+        datum["provenance"] = {**provenance, "schema_id": self.schema_id}
+        buf = io.BytesIO()
+        buf.write(struct.pack(">bI", _MAGIC, self.schema_id))
+        try:
+            fastavro.schemaless_writer(buf, self.parsed, datum)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise EncodingError(f"Avro encoding failed: {exc}") from exc
+        return buf.getvalue()
+
+
+def decode_wire(value: bytes, reader_schema: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """Split a wire-format value into (schema id, datum) using ``reader_schema``.
+
+    Meant for tools and tests that read with a checked-in schema; production
+    consumers should use a registry-aware deserializer.
+    """
+    if len(value) < 5 or value[0] != _MAGIC:
+        raise ValueError("not Schema Registry wire format (missing magic byte 0)")
+    (schema_id,) = struct.unpack(">I", value[1:5])
+    parsed = fastavro.parse_schema(reader_schema)
+    datum = fastavro.schemaless_reader(io.BytesIO(value[5:]), parsed, parsed)
+    if not isinstance(datum, dict):
+        raise ValueError("Avro datum is not a record")
+    return schema_id, datum
+
+
+def envelope_bytes(kind: str, body: dict[str, Any]) -> bytes:
+    """Serialise a non-valid outcome's envelope as JSON (UTF-8, sorted keys)."""
+    doc = {"envelope": kind, "envelope_version": ENVELOPE_VERSION, **body}
+    return json.dumps(doc, ensure_ascii=False, sort_keys=True, default=str).encode("utf-8")
+
+
+def raw_b64(value: bytes | None) -> str | None:
+    return None if value is None else base64.b64encode(value).decode("ascii")

@@ -1,0 +1,289 @@
+"""The model-facing stages: budget gate, constrained call, repair, validate, re-ask.
+
+:class:`Extractor` owns the retry budget of one record:
+
+* attempts: at most ``max_attempts`` model answers (first call plus re-asks);
+* tokens: the cumulative input+output tokens across attempts stay under
+  ``max_total_tokens`` (checked with the offline estimate *before* each call);
+* transient provider errors are retried inside an attempt, with full-jitter
+  exponential backoff that honours ``Retry-After``, and do not use up attempts.
+
+Messages are immutable tuples, and every re-ask builds a new tuple, so the
+prompt that keyed a cache entry is never modified afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from contracts.base import ContractVersion
+from streams.budget import BudgetGate, estimate_tokens
+from streams.envelope import Document
+from streams.errors import (
+    AttemptsExhausted,
+    ContractViolation,
+    FieldError,
+    MalformedOutput,
+    OutputError,
+    ProviderTransient,
+    ProviderUnavailable,
+    RetryTokensExhausted,
+    TruncatedOutput,
+)
+from streams.providers.base import ChatMessage, Completion, CompletionRequest, Provider
+from streams.repair import repair
+from streams.settings import BudgetSettings, Price
+from streams.textnorm import normalize_text
+from streams.validate import validate
+
+__all__ = ["Attempt", "Extraction", "Extractor", "build_messages"]
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one model answer was and why it was not accepted (if it wasn't)."""
+
+    number: int
+    input_tokens: int
+    output_tokens: int
+    finish_reason: str
+    model_reported: str
+    latency_ms: float
+    outcome: str  # "valid" | "truncated" | "malformed" | "contract_violation"
+    errors: tuple[FieldError, ...] = ()
+    transient_retries: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "finish_reason": self.finish_reason,
+            "model_reported": self.model_reported,
+            "latency_ms": round(self.latency_ms, 3),
+            "outcome": self.outcome,
+            "errors": [e.as_dict() for e in self.errors],
+            "transient_retries": self.transient_retries,
+        }
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """A record that passed the contract, and what it took to get it."""
+
+    record: BaseModel
+    attempts: tuple[Attempt, ...]
+    repairs: tuple[str, ...]
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    latency_ms: float
+    model_reported: str
+    last_output: str
+
+
+@dataclass
+class _Ledger:
+    attempts: list[Attempt] = field(default_factory=list)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_ms: float = 0.0
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+def build_messages(contract: ContractVersion, document: Document) -> tuple[ChatMessage, ...]:
+    """The first-attempt prompt: the contract's system turn and the document."""
+    return (
+        ChatMessage("system", contract.prompt.system_message()),
+        ChatMessage("user", f"<document>\n{normalize_text(document.text)}\n</document>"),
+    )
+
+
+def _reask(messages: tuple[ChatMessage, ...], output: str, error: OutputError) -> tuple[ChatMessage, ...]:
+    if isinstance(error, ContractViolation):
+        lines = [f"- {e.path}: {e.message} (type={e.type}, value={e.value})" for e in error.errors]
+        feedback = "Your previous answer failed validation:\n" + "\n".join(lines)
+    elif isinstance(error, TruncatedOutput):
+        feedback = "Your previous answer was cut off. Answer again, completely and concisely."
+    else:
+        feedback = f"Your previous answer was not a JSON object ({error.message})."
+    feedback += "\nReturn the corrected JSON object only, using only facts from the document."
+    return (*messages, ChatMessage("assistant", output), ChatMessage("user", feedback))
+
+
+class Extractor:
+    """Runs the model-facing stages for one contract against one provider."""
+
+    def __init__(
+        self,
+        contract: ContractVersion,
+        provider: Provider,
+        budgets: BudgetSettings,
+        *,
+        price: Price | None = None,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.contract = contract
+        self.provider = provider
+        self.budgets = budgets
+        self.price = price
+        self.gate = BudgetGate(budgets.max_input_tokens, budgets.max_output_tokens)
+        self.schema = contract.json_schema()
+        self.schema_name = f"{contract.name}_v{contract.version}"
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float:
+        if self.price is None:
+            return 0.0
+        return (
+            input_tokens * self.price.input_per_mtok + output_tokens * self.price.output_per_mtok
+        ) / 1_000_000
+
+    def estimate(self, messages: tuple[ChatMessage, ...]) -> int:
+        return sum(estimate_tokens(m.content) + 4 for m in messages)
+
+    async def extract(self, document: Document) -> Extraction:
+        """Return a validated record, or raise a routed error from :mod:`streams.errors`."""
+        messages = build_messages(self.contract, document)
+        worst_case = self.gate.check(self.estimate(messages))
+        ledger = _Ledger()
+        last_error: OutputError | None = None
+        for number in range(1, self.budgets.max_attempts + 1):
+            if number > 1:
+                worst_case = self.estimate(messages) + self.budgets.max_output_tokens
+            if ledger.tokens + worst_case > self.budgets.max_total_tokens:
+                raise RetryTokensExhausted(
+                    f"attempt {number} could bring the record to {ledger.tokens + worst_case} "
+                    f"tokens, over its cap of {self.budgets.max_total_tokens}",
+                    budget="retry_tokens",
+                    limit=self.budgets.max_total_tokens,
+                    used=ledger.tokens,
+                    attempts=tuple(ledger.attempts),
+                    errors=getattr(last_error, "errors", ()),
+                    last_output=last_error.last_output if last_error else None,
+                )
+            completion, retries = await self._call(messages)
+            ledger.input_tokens += completion.input_tokens
+            ledger.output_tokens += completion.output_tokens
+            ledger.latency_ms += completion.latency_s * 1000
+            try:
+                record, repairs = self._accept(completion)
+            except OutputError as exc:
+                ledger.attempts.append(self._attempt(number, completion, exc, retries))
+                last_error = exc
+                messages = _reask(messages, completion.text, exc)
+                continue
+            ledger.attempts.append(self._attempt(number, completion, None, retries))
+            return Extraction(
+                record=record,
+                attempts=tuple(ledger.attempts),
+                repairs=repairs,
+                input_tokens=ledger.input_tokens,
+                output_tokens=ledger.output_tokens,
+                cost_usd=self.cost(ledger.input_tokens, ledger.output_tokens),
+                latency_ms=ledger.latency_ms,
+                model_reported=completion.model_reported,
+                last_output=completion.text,
+            )
+        assert last_error is not None
+        raise AttemptsExhausted(
+            f"no valid answer after {self.budgets.max_attempts} attempt(s): {last_error.message}",
+            errors=getattr(last_error, "errors", ()),
+            last_output=last_error.last_output,
+            attempts=tuple(ledger.attempts),
+            input_tokens=ledger.input_tokens,
+            output_tokens=ledger.output_tokens,
+            cost_usd=self.cost(ledger.input_tokens, ledger.output_tokens),
+        )
+
+    def _accept(self, completion: Completion) -> tuple[BaseModel, tuple[str, ...]]:
+        if completion.truncated:
+            raise TruncatedOutput(
+                f"answer cut off (finish_reason={completion.finish_reason})",
+                last_output=completion.text,
+            )
+        repaired = repair(completion.text, self.schema)
+        record = validate(self.contract, repaired.value, raw_output=completion.text)
+        return record, repaired.repairs
+
+    @staticmethod
+    def _attempt(
+        number: int, completion: Completion, error: OutputError | None, retries: int
+    ) -> Attempt:
+        outcome = {
+            None: "valid",
+            TruncatedOutput: "truncated",
+            MalformedOutput: "malformed",
+        }.get(type(error) if error is not None else None, "contract_violation")
+        return Attempt(
+            number=number,
+            input_tokens=completion.input_tokens,
+            output_tokens=completion.output_tokens,
+            finish_reason=completion.finish_reason,
+            model_reported=completion.model_reported,
+            latency_ms=completion.latency_s * 1000,
+            outcome=outcome,
+            errors=error.errors if isinstance(error, ContractViolation) else (),
+            transient_retries=retries,
+        )
+
+    async def _call(self, messages: tuple[ChatMessage, ...]) -> tuple[Completion, int]:
+        request = CompletionRequest(
+            messages=messages,
+            schema_name=self.schema_name,
+            json_schema=self.schema,
+            max_output_tokens=self.budgets.max_output_tokens,
+        )
+        retries = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                completion = await self.provider.complete(request)
+            except ProviderTransient as exc:
+                if retries >= self.budgets.transient_retries:
+                    raise ProviderUnavailable(
+                        f"provider still failing after {retries + 1} tries: {exc.message}",
+                        status=exc.status,
+                    ) from exc
+                await self._sleep(self._backoff(retries, exc.retry_after))
+                retries += 1
+                continue
+            if completion.latency_s <= 0:
+                elapsed = time.perf_counter() - started
+                completion = Completion(
+                    text=completion.text,
+                    finish_reason=completion.finish_reason,
+                    model_reported=completion.model_reported,
+                    input_tokens=completion.input_tokens,
+                    output_tokens=completion.output_tokens,
+                    latency_s=elapsed,
+                )
+            return completion, retries
+
+    def _backoff(self, retry: int, retry_after: float | None) -> float:
+        ceiling = min(self.budgets.backoff_max_s, self.budgets.backoff_base_s * (2**retry))
+        delay = self._rng.uniform(0, ceiling)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.budgets.backoff_max_s))
+        return delay
+
+
+def answer_json(record: BaseModel) -> dict[str, Any]:
+    """The record as plain JSON data (for envelopes and logs)."""
+    data: dict[str, Any] = json.loads(record.model_dump_json())
+    return data

@@ -1,0 +1,193 @@
+"""The Anthropic Messages wire format, with the contract as a forced tool call.
+
+One POST to ``{base_url}/messages`` (``base_url`` like
+``https://api.anthropic.com/v1``). The contract's schema is the input schema
+of a single tool that the model is forced to call, so the tool call's
+``input`` *is* the record::
+
+    provider = AnthropicProvider("https://api.anthropic.com/v1", "claude-sonnet-4-5", key)
+    completion = await provider.complete(request)   # completion.text == json.dumps(input)
+
+How an answer is read:
+
+* system turns are joined into the top-level ``system`` field;
+* the ``tool_use`` block's ``input`` is re-serialised with :func:`json.dumps`
+  as ``Completion.text``; without one, the text blocks are joined instead and
+  the pipeline's parser decides;
+* ``stop_reason`` is passed through as ``finish_reason``, so ``"max_tokens"``
+  marks it truncated; ``"refusal"`` raises :class:`~streams.errors.MalformedOutput`;
+* ``usage.input_tokens`` plus any prompt-cache tokens count as input,
+  ``usage.output_tokens`` as output.
+
+Errors map as for every provider (:mod:`._http`); 529 "overloaded" is a 5xx,
+so it is transient.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from streams.errors import MalformedOutput, ProviderTransient
+from streams.providers._http import SecretHeaderAuth, make_client, post_json, redact, wire_name
+from streams.providers.base import Completion, CompletionRequest
+from streams.providers.strict_schema import to_tool_input_schema
+
+__all__ = ["ANTHROPIC_VERSION", "AnthropicProvider"]
+
+logger = logging.getLogger(__name__)
+
+#: The Messages API version this module speaks.
+ANTHROPIC_VERSION = "2023-06-01"
+
+_REFUSAL_LIMIT = 200
+
+#: Usage fields that are all input tokens, billed (differently) as such.
+_INPUT_USAGE = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+
+class AnthropicProvider:
+    """A :class:`~streams.providers.base.Provider` for the Anthropic Messages API.
+
+    ``api_key`` goes in the ``x-api-key`` header when set (a gateway in front
+    may not need it). ``transport`` replaces the network, e.g. with
+    ``httpx.MockTransport``.
+    """
+
+    name: str = "anthropic"
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: SecretStr | None,
+        *,
+        timeout_s: float = 60.0,
+        max_connections: int = 64,
+        extra_headers: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.model = model
+        self._base_url = base_url
+        self._api_key = api_key
+        self._client = make_client(
+            provider=self.name,
+            base_url=base_url,
+            timeout_s=timeout_s,
+            max_connections=max_connections,
+            headers={"anthropic-version": ANTHROPIC_VERSION, **(extra_headers or {})},
+            auth=SecretHeaderAuth("x-api-key", api_key) if api_key else None,
+            transport=transport,
+        )
+        self._noted_missing_usage = False
+
+    def __repr__(self) -> str:
+        key = "'**********'" if self._api_key else "None"
+        return (
+            f"{type(self).__name__}(base_url={self._base_url!r}, model={self.model!r}, "
+            f"api_key={key})"
+        )
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        """Send ``request``; return the answer or raise a :mod:`streams.errors` error."""
+        tool_name = wire_name(request.schema_name)
+        payload, latency = await post_json(
+            self._client,
+            "/messages",
+            self._body(request, tool_name),
+            provider=self.name,
+            secret=self._api_key,
+        )
+        return self._parse(payload, latency, tool_name)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _body(self, request: CompletionRequest, tool_name: str) -> dict[str, Any]:
+        system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+        described = request.json_schema.get("description")
+        description = f"Record the {request.schema_name} extracted from the document."
+        if isinstance(described, str) and described:
+            description = f"{description} {described}"
+        body: dict[str, Any] = {
+            **request.extra,  # cannot override what the provider sets below
+            "model": self.model,
+            "max_tokens": request.max_output_tokens,
+            "temperature": request.temperature,
+            "messages": [
+                {"role": m.role, "content": m.content}
+                for m in request.messages
+                if m.role != "system"
+            ],
+            "tools": [
+                {
+                    "name": tool_name,
+                    "description": description,
+                    "input_schema": to_tool_input_schema(request.json_schema),
+                }
+            ],
+            "tool_choice": {"type": "tool", "name": tool_name},
+        }
+        if system:
+            body["system"] = system
+        return body
+
+    def _parse(self, payload: dict[str, Any], latency: float, tool_name: str) -> Completion:
+        content = payload.get("content")
+        if not isinstance(content, list):
+            raise ProviderTransient(
+                f"{self.name} returned a response without content", status=200, provider=self.name
+            )
+        finish_reason = str(payload.get("stop_reason") or "unknown")
+        model_reported = str(payload.get("model") or self.model)
+        input_tokens, output_tokens = self._usage(payload)
+        blocks = [b for b in content if isinstance(b, dict)]
+        tool_uses = [b for b in blocks if b.get("type") == "tool_use"]
+        chosen = next((b for b in tool_uses if b.get("name") == tool_name), None)
+        if chosen is None and tool_uses:
+            chosen = tool_uses[0]
+        prose = "".join(b["text"] for b in blocks if isinstance(b.get("text"), str))
+
+        if chosen is not None and "input" in chosen:
+            text = json.dumps(chosen["input"], ensure_ascii=False)
+        elif finish_reason == "refusal":
+            shown = redact(prose[:_REFUSAL_LIMIT], self._api_key) or "(no text)"
+            raise MalformedOutput(
+                f"{self.name} model refused to answer: {shown}",
+                last_output=prose,
+                finish_reason=finish_reason,
+                model_reported=model_reported,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+            )
+        else:
+            text = prose
+        return Completion(
+            text=text,
+            finish_reason=finish_reason,
+            model_reported=model_reported,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            latency_s=latency,
+        )
+
+    def _usage(self, payload: dict[str, Any]) -> tuple[int, int]:
+        usage = payload.get("usage")
+        if isinstance(usage, dict) and isinstance(usage.get("output_tokens"), int):
+            inputs = [usage.get(k) for k in _INPUT_USAGE]
+            if isinstance(inputs[0], int):
+                return sum(v for v in inputs if isinstance(v, int)), usage["output_tokens"]
+        if not self._noted_missing_usage:
+            self._noted_missing_usage = True
+            logger.warning(
+                "%s endpoint %s reported no token usage; counting 0 tokens per call, "
+                "so budgets rely on the pre-call estimate",
+                self.name,
+                self._base_url,
+            )
+        return 0, 0

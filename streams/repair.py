@@ -1,0 +1,189 @@
+"""Deterministic repair: fix what can be fixed without another model call.
+
+Runs before validation and before any re-ask. Every change it makes is named
+in :attr:`Repaired.repairs`, which ends up in the record's provenance, so a
+repaired record never pretends to be the model's verbatim answer.
+
+Text repairs: code fences, prose around the object, trailing commas.
+Value repairs, guided by the contract's JSON schema: numbers written as
+strings with currency symbols or thousands separators, dates in common
+non-ISO layouts, stray whitespace, ISO-code case.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from streams.errors import MalformedOutput
+
+__all__ = ["Repaired", "repair"]
+
+_FENCE = re.compile(r"^\s*```[a-zA-Z0-9_-]*\s*\n?(.*?)\n?```\s*$", re.DOTALL)
+_TRAILING_COMMA = re.compile(r",(\s*[}\]])")
+_NUMBER_STRING = re.compile(r"^[^\d\-+.,]*([-+]?[\d.,' ]*\d)[^\d]*$")
+_DATE_FORMATS = ("%Y/%m/%d", "%d.%m.%Y", "%Y.%m.%d", "%B %d, %Y", "%b %d, %Y", "%d %B %Y",
+                 "%d %b %Y", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Repaired:
+    """The parsed answer after repair, and the names of the repairs applied."""
+
+    value: Any
+    repairs: tuple[str, ...]
+
+
+def repair(text: str, schema: Mapping[str, Any]) -> Repaired:
+    """Parse ``text`` into JSON, repairing it guided by ``schema``.
+
+    Raises :class:`MalformedOutput` when no JSON object can be recovered.
+    """
+    repairs: list[str] = []
+    candidate = text.strip()
+    fence = _FENCE.match(candidate)
+    if fence:
+        candidate = fence.group(1).strip()
+        repairs.append("strip_code_fence")
+    obj = _loads(candidate)
+    if obj is None:
+        start, end = candidate.find("{"), candidate.rfind("}")
+        if start != -1 and end > start and (start > 0 or end < len(candidate) - 1):
+            candidate = candidate[start : end + 1]
+            repairs.append("extract_json_object")
+            obj = _loads(candidate)
+    if obj is None:
+        fixed = _TRAILING_COMMA.sub(r"\1", candidate)
+        if fixed != candidate:
+            obj = _loads(fixed)
+            if obj is not None:
+                repairs.append("remove_trailing_commas")
+    if obj is None:
+        raise MalformedOutput("the answer is not a JSON object, even after repair", last_output=text)
+    if not isinstance(obj, dict):
+        raise MalformedOutput(
+            f"the answer is JSON {type(obj).__name__}, not an object", last_output=text
+        )
+    walker = _Walker(schema)
+    value = walker.walk(obj, schema, "")
+    return Repaired(value=value, repairs=tuple(repairs) + tuple(walker.repairs))
+
+
+def _loads(text: str) -> Any | None:
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+
+
+class _Walker:
+    """Walks the answer alongside its JSON schema and coerces obvious slips."""
+
+    def __init__(self, root: Mapping[str, Any]) -> None:
+        self.root = root
+        self.repairs: list[str] = []
+
+    def _resolve(self, node: Mapping[str, Any]) -> Mapping[str, Any]:
+        seen = 0
+        while "$ref" in node and seen < 32:
+            ref = str(node["$ref"])
+            target: Any = self.root
+            for part in ref.lstrip("#/").split("/"):
+                target = target.get(part, {}) if isinstance(target, Mapping) else {}
+            node = target
+            seen += 1
+        return node
+
+    def _kinds(self, node: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        node = self._resolve(node)
+        options = node.get("anyOf") or node.get("oneOf")
+        if isinstance(options, list):
+            return [self._resolve(o) for o in options if isinstance(o, Mapping)]
+        return [node]
+
+    def walk(self, value: Any, node: Mapping[str, Any], path: str) -> Any:
+        kinds = self._kinds(node)
+        types = {k.get("type") for k in kinds}
+        if isinstance(value, dict):
+            obj_schema = next((k for k in kinds if k.get("type") == "object"), None)
+            if obj_schema is None:
+                return value
+            props = obj_schema.get("properties", {})
+            return {
+                key: self.walk(v, props.get(key, {}), f"{path}.{key}" if path else key)
+                for key, v in value.items()
+            }
+        if isinstance(value, list):
+            arr_schema = next((k for k in kinds if k.get("type") == "array"), None)
+            items = arr_schema.get("items", {}) if arr_schema else {}
+            return [self.walk(v, items, f"{path}[{i}]") for i, v in enumerate(value)]
+        if isinstance(value, str):
+            return self._string(value, kinds, types, path)
+        return value
+
+    def _string(
+        self, value: str, kinds: list[Mapping[str, Any]], types: set[Any], path: str
+    ) -> Any:
+        stripped = value.strip()
+        if stripped != value:
+            self.repairs.append(f"strip_whitespace:{path}")
+            value = stripped
+        if "number" in types or "integer" in types:
+            number = _parse_number(value)
+            if number is not None:
+                self.repairs.append(f"number_from_string:{path}")
+                return number
+        if any(k.get("format") == "date" for k in kinds):
+            iso = _parse_date(value)
+            if iso is not None and iso != value:
+                self.repairs.append(f"date_to_iso:{path}")
+                return iso
+        for k in kinds:
+            pattern = k.get("pattern")
+            if (
+                isinstance(pattern, str)
+                and pattern in {"^[A-Z]{3}$", "^[A-Z]{2}$"}
+                and value.upper() != value
+                and re.match(pattern, value.upper())
+            ):
+                self.repairs.append(f"uppercase_code:{path}")
+                return value.upper()
+        return value
+
+
+def _parse_number(value: str) -> int | float | None:
+    match = _NUMBER_STRING.match(value)
+    if not match:
+        return None
+    digits = match.group(1).replace(" ", "").replace("'", "")
+    if "," in digits and "." in digits:
+        # The later separator is the decimal point: 1.234,50 or 1,234.50.
+        if digits.rfind(",") > digits.rfind("."):
+            digits = digits.replace(".", "").replace(",", ".")
+        else:
+            digits = digits.replace(",", "")
+    elif "," in digits:
+        head, _, tail = digits.rpartition(",")
+        digits = digits.replace(",", "") if len(tail) == 3 else f"{head.replace(',', '')}.{tail}"
+    try:
+        number = float(digits)
+    except ValueError:
+        return None
+    return int(number) if number.is_integer() and "." not in digits else number
+
+
+def _parse_date(value: str) -> str | None:
+    try:
+        return dt.date.fromisoformat(value).isoformat()
+    except ValueError:
+        pass
+    for fmt in _DATE_FORMATS:
+        try:
+            return dt.datetime.strptime(value, fmt).date().isoformat()
+        except ValueError:
+            continue
+    return None

@@ -1,0 +1,222 @@
+"""Settings: the only module that reads the environment.
+
+One frozen object, built once by :func:`load_settings` and passed down.
+Sources, highest priority first: ``STREAMS_*`` environment variables (nested
+groups with ``__``, e.g. ``STREAMS_LLM__API_KEY``), then the TOML file given
+with ``--config`` (or ``STREAMS_CONFIG``), then the defaults below.
+
+Example ``streams.toml``::
+
+    [kafka]
+    bootstrap_servers = "127.0.0.1:9092"
+
+    [llm]
+    provider = "openai"
+    base_url = "http://127.0.0.1:8700/v1"
+    model = "sim-extractor-1"
+
+    [[pipelines]]
+    name = "invoices"
+    input_topic = "invoices.raw"
+    contract = "invoice"
+    contract_version = 1
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from streams.errors import ConfigError
+
+__all__ = [
+    "BudgetSettings",
+    "KafkaSettings",
+    "LLMSettings",
+    "PipelineSettings",
+    "Price",
+    "RegistrySettings",
+    "Settings",
+    "WorkerSettings",
+    "default_cache_dir",
+    "load_settings",
+]
+
+_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+
+
+def default_cache_dir() -> Path:
+    """Where downloaded jars, broker data and model files live (``STREAMS_CACHE_DIR``)."""
+    return Path(os.environ.get("STREAMS_CACHE_DIR", ".cache")).resolve()
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(_Group):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    """Comma-separated ``host:port`` list of the brokers."""
+    group_prefix: str = "streams"
+    """Consumer groups are named ``<group_prefix>.<pipeline>``."""
+    client_id: str = "kafka-llm-streams"
+    """Client id reported to the brokers (visible in broker logs and quotas)."""
+
+
+class LLMSettings(_Group):
+    provider: Literal["openai", "anthropic"] = "openai"
+    """Wire format: ``openai`` for any OpenAI-compatible server, or ``anthropic``."""
+    base_url: str = "http://127.0.0.1:8700/v1"
+    """API root including the version path, e.g. ``https://api.openai.com/v1``."""
+    model: str = "sim-extractor-1"
+    """Model name sent with every request."""
+    api_key: SecretStr | None = None
+    """API key. Never logged; set it with ``STREAMS_LLM__API_KEY``."""
+    timeout_s: float = Field(60.0, gt=0)
+    """Per-request timeout; a hang past this is a transient error."""
+    max_connections: int = Field(64, ge=1)
+    """HTTP connection pool size, which caps concurrent requests per worker."""
+    temperature: float = Field(0.0, ge=0, le=2)
+    """Sampling temperature; part of the cache key."""
+
+
+class Price(_Group):
+    input_per_mtok: float = Field(ge=0)
+    """USD per million input tokens."""
+    output_per_mtok: float = Field(ge=0)
+    """USD per million output tokens."""
+
+
+class BudgetSettings(_Group):
+    max_input_tokens: int = Field(8000, ge=1)
+    """Per-record cap on the estimated prompt tokens; over it, no call is made."""
+    max_output_tokens: int = Field(1024, ge=1)
+    """``max_tokens`` sent with each request."""
+    max_attempts: int = Field(3, ge=1)
+    """Model answers per record: the first call plus re-asks."""
+    max_total_tokens: int = Field(30000, ge=1)
+    """Cumulative input+output tokens across all attempts of one record."""
+    transient_retries: int = Field(4, ge=0)
+    """Retries of 429/5xx/timeouts within one attempt before pausing the partition."""
+    backoff_base_s: float = Field(0.25, gt=0)
+    """First backoff delay; doubles per retry, with full jitter."""
+    backoff_max_s: float = Field(20.0, gt=0)
+    """Upper bound on one backoff delay (a longer ``Retry-After`` is honoured up to this)."""
+
+
+class RegistrySettings(_Group):
+    url: str = "mock://"
+    """Schema Registry URL (Confluent API). ``mock://`` is an in-process stand-in."""
+
+
+class WorkerSettings(_Group):
+    max_in_flight: int = Field(64, ge=1)
+    """Records being processed at once, across all partitions of a worker."""
+    max_buffered: int = Field(1000, ge=1)
+    """Fetched-but-unfinished records; fetching pauses above this (backpressure)."""
+    commit_interval_s: float = Field(0.5, gt=0)
+    """How often the committable offsets are committed."""
+    pause_backoff_s: float = Field(5.0, gt=0)
+    """Wait before retrying a record after the provider was found unavailable."""
+    metrics_port: int | None = None
+    """Serve Prometheus metrics on this port (127.0.0.1); off when unset."""
+
+
+class PipelineSettings(_Group):
+    name: str
+    """Pipeline name; output topics are ``<name>.valid|invalid|over-budget|dlq``."""
+    input_topic: str
+    """Raw topic to consume."""
+    contract: str
+    """Contract name, e.g. ``invoice``."""
+    contract_version: int = Field(ge=1)
+    """Contract major version."""
+    prompt_version: str | None = None
+    """Pin the prompt hash; start-up fails if the contract's prompt has changed."""
+
+    @model_validator(mode="after")
+    def _names(self) -> PipelineSettings:
+        for label, topic in (("name", self.name), ("input_topic", self.input_topic)):
+            if not _TOPIC.match(topic):
+                raise ValueError(f"{label} {topic!r} is not a legal Kafka topic name")
+        return self
+
+    def topic(self, route: str) -> str:
+        return f"{self.name}.{route}"
+
+
+def _default_pipelines() -> list[PipelineSettings]:
+    return [
+        PipelineSettings(
+            name="invoices", input_topic="invoices.raw", contract="invoice", contract_version=1
+        )
+    ]
+
+
+class Settings(BaseSettings):
+    """Everything the worker and the commands need, validated once at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STREAMS_", env_nested_delimiter="__", frozen=True, extra="forbid"
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    llm: LLMSettings = LLMSettings()
+    budgets: BudgetSettings = BudgetSettings()
+    registry: RegistrySettings = RegistrySettings()
+    worker: WorkerSettings = WorkerSettings()
+    pricing: dict[str, Price] = Field(
+        default_factory=lambda: {"sim-extractor-1": Price(input_per_mtok=0.15, output_per_mtok=0.6)}
+    )
+    """Price per model name; a model without an entry costs 0 and is flagged in provenance."""
+    pipelines: list[PipelineSettings] = Field(default_factory=_default_pipelines)
+    """The pipelines this worker can run."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file, which is passed in as init kwargs.
+        return (env_settings, init_settings)
+
+    def pipeline(self, name: str) -> PipelineSettings:
+        for p in self.pipelines:
+            if p.name == name:
+                return p
+        known = ", ".join(p.name for p in self.pipelines) or "none"
+        raise ConfigError(f"no pipeline named {name!r} (configured: {known}); check --config")
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings, turning any mistake into a one-line :class:`ConfigError`."""
+    path = config or (Path(os.environ["STREAMS_CONFIG"]) if os.environ.get("STREAMS_CONFIG") else None)
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} not found; pass an existing --config") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    data.update(overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        src = f" in {path}" if path else ""
+        raise ConfigError(
+            f"invalid setting {where}{src}: {first['msg']} "
+            f"(set it in the TOML file or as STREAMS_{where.upper().replace('.', '__')})"
+        ) from None

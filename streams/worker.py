@@ -1,0 +1,301 @@
+"""The Kafka adapter: consume, process concurrently, produce, commit safely.
+
+This is the only module that talks to the broker for the pipeline. The
+guarantees it adds on top of :class:`streams.pipeline.Pipeline`:
+
+* every consumed record gets exactly one produced outcome, and its offset is
+  committed only after that outcome is acknowledged by the broker (acks=all,
+  idempotent producer);
+* up to ``max_in_flight`` records are processed at once; records with the
+  same key are processed in offset order (:class:`streams.offsets.KeyedChains`);
+* commits never pass the lowest unfinished offset of a partition;
+* fetching pauses when ``max_buffered`` records are unfinished (backpressure)
+  or while the provider's circuit is open, without leaving the group;
+* on a rebalance, revoked partitions are drained and committed first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from streams.envelope import RawRecord
+from streams.errors import Route
+from streams.metrics import Metrics
+from streams.offsets import KeyedChains, OffsetTracker
+from streams.pipeline import Outcome, Pipeline
+from streams.settings import Settings
+
+__all__ = ["CircuitBreaker", "Worker", "WorkerStats"]
+
+log = logging.getLogger("streams.worker")
+
+OutcomeHook = Callable[[RawRecord, Outcome], None]
+
+
+@dataclass
+class WorkerStats:
+    """Counters a caller (the demo, a test) can read while the worker runs."""
+
+    consumed: int = 0
+    produced: dict[str, int] = field(default_factory=dict)
+    paused_retries: int = 0
+    commits: int = 0
+
+    @property
+    def total_out(self) -> int:
+        return sum(self.produced.values())
+
+
+class CircuitBreaker:
+    """Opens when the provider is unavailable; calls wait while it is open."""
+
+    def __init__(self, cool_off_s: float) -> None:
+        self.cool_off_s = cool_off_s
+        self._open_until = 0.0
+
+    @property
+    def is_open(self) -> bool:
+        return time.monotonic() < self._open_until
+
+    def trip(self) -> None:
+        self._open_until = time.monotonic() + self.cool_off_s
+
+    async def wait_closed(self) -> None:
+        while (delay := self._open_until - time.monotonic()) > 0:
+            await asyncio.sleep(delay)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.worker.drain(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("assigned %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))
+
+
+class Worker:
+    """Runs one pipeline as one member of the consumer group ``<prefix>.<pipeline>``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pipeline: Pipeline,
+        *,
+        metrics: Metrics | None = None,
+        on_outcome: OutcomeHook | None = None,
+        drain_timeout_s: float = 60.0,
+    ) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+        self.metrics = metrics or Metrics()
+        self.on_outcome = on_outcome
+        self.drain_timeout_s = drain_timeout_s
+        self.group_id = f"{settings.kafka.group_prefix}.{pipeline.name}"
+        self.stats = WorkerStats()
+        self.breaker = CircuitBreaker(settings.worker.pause_backoff_s)
+        self._tracker = OffsetTracker()
+        self._chains = KeyedChains()
+        self._slots = asyncio.Semaphore(settings.worker.max_in_flight)
+        self._tasks: dict[TopicPartition, set[asyncio.Task[None]]] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._paused = False
+        self.ready = asyncio.Event()
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set, then drain in-flight records and commit."""
+        kafka = self.settings.kafka
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=kafka.bootstrap_servers,
+            client_id=f"{kafka.client_id}.{self.pipeline.name}",
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+        )
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=kafka.bootstrap_servers,
+            client_id=f"{kafka.client_id}.{self.pipeline.name}",
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_records=500,
+        )
+        await self._producer.start()
+        try:
+            await self._consumer.start()
+            try:
+                self._consumer.subscribe(
+                    [self.pipeline.settings.input_topic], listener=_Rebalance(self)
+                )
+                await self._loop(stop)
+                await self.drain(set(self._tasks), timeout=self.drain_timeout_s)
+            finally:
+                await self._consumer.stop()
+        finally:
+            await self._producer.stop()
+
+    async def _loop(self, stop: asyncio.Event) -> None:
+        assert self._consumer is not None
+        interval = self.settings.worker.commit_interval_s
+        last_commit = time.monotonic()
+        self.ready.set()
+        while not stop.is_set():
+            self._apply_backpressure()
+            batches = await self._consumer.getmany(timeout_ms=200, max_records=500)
+            for tp, messages in batches.items():
+                for message in messages:
+                    self._schedule(tp, message)
+            if time.monotonic() - last_commit >= interval:
+                await self.commit()
+                last_commit = time.monotonic()
+        await self.commit()
+
+    def _apply_backpressure(self) -> None:
+        assert self._consumer is not None
+        should_pause = (
+            self._tracker.in_flight() >= self.settings.worker.max_buffered or self.breaker.is_open
+        )
+        assignment = self._consumer.assignment()
+        if should_pause and not self._paused and assignment:
+            self._consumer.pause(*assignment)
+            self._paused = True
+            self.metrics.paused.labels(self.pipeline.name).set(1)
+        elif not should_pause and self._paused:
+            self._consumer.resume(*assignment)
+            self._paused = False
+            self.metrics.paused.labels(self.pipeline.name).set(0)
+
+    # -- per record -------------------------------------------------------------------
+
+    def _schedule(self, tp: TopicPartition, message: ConsumerRecord[bytes, bytes]) -> None:
+        raw = RawRecord(
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key,
+            value=message.value,
+            headers=tuple((k, bytes(v)) for k, v in (message.headers or ())),
+            timestamp_ms=message.timestamp,
+        )
+        self.stats.consumed += 1
+        self.metrics.records_in.labels(self.pipeline.name).inc()
+        self._tracker.add(tp, raw.offset)
+        chain_key: Any = (tp, raw.key) if raw.key is not None else (tp, "#", raw.offset)
+        previous, mine = self._chains.enqueue(chain_key)
+        task = asyncio.create_task(self._handle(tp, raw, chain_key, previous, mine))
+        self._tasks.setdefault(tp, set()).add(task)
+        task.add_done_callback(self._tasks[tp].discard)
+
+    async def _handle(
+        self,
+        tp: TopicPartition,
+        raw: RawRecord,
+        chain_key: Any,
+        previous: asyncio.Future[None] | None,
+        mine: asyncio.Future[None],
+    ) -> None:
+        try:
+            if previous is not None:
+                await asyncio.shield(previous)
+            self.metrics.in_flight.labels(self.pipeline.name).inc()
+            try:
+                async with self._slots:
+                    outcome = await self._process(raw)
+            finally:
+                self.metrics.in_flight.labels(self.pipeline.name).dec()
+            await self._deliver(outcome)
+            self._tracker.done(tp, raw.offset)
+            self.stats.produced[outcome.route.value] = (
+                self.stats.produced.get(outcome.route.value, 0) + 1
+            )
+            self.metrics.records_out.labels(self.pipeline.name, outcome.route.value).inc()
+            if self.on_outcome is not None:
+                self.on_outcome(raw, outcome)
+        finally:
+            self._chains.release(chain_key, mine)
+
+    async def _process(self, raw: RawRecord) -> Outcome:
+        while True:
+            await self.breaker.wait_closed()
+            outcome = await self.pipeline.process(raw)
+            if outcome.route is not Route.PAUSE:
+                return outcome
+            # The provider is down: keep the record, stop fetching, try again later.
+            self.stats.paused_retries += 1
+            self.breaker.trip()
+            log.warning(
+                "provider unavailable; pausing %s for %.1fs (%s)",
+                raw.coordinates,
+                self.breaker.cool_off_s,
+                outcome.reason,
+            )
+
+    async def _deliver(self, outcome: Outcome) -> None:
+        assert self._producer is not None
+        delay = 0.5
+        while True:
+            try:
+                ack = await self._producer.send(
+                    outcome.topic, outcome.value, key=outcome.key, headers=list(outcome.headers)
+                )
+                await ack
+                return
+            except KafkaError as exc:
+                # The idempotent producer already retried internally; keep the record
+                # uncommitted and try again rather than losing it.
+                log.warning("produce to %s failed (%s); retrying in %.1fs", outcome.topic, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    # -- commits and rebalances -------------------------------------------------------
+
+    async def commit(self, only: set[TopicPartition] | None = None) -> None:
+        """Commit, per partition, up to the lowest offset still in flight."""
+        if self._consumer is None:
+            return
+        keep = only if only is not None else self._consumer.assignment()
+        offsets = {
+            tp: off
+            for tp, off in self._tracker.to_commit().items()
+            if isinstance(tp, TopicPartition) and tp in keep
+        }
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as exc:
+            log.warning("commit failed (%s); will retry on the next interval", exc)
+            return
+        self._tracker.mark_committed(dict(offsets))
+        self.stats.commits += 1
+
+    async def drain(self, tps: set[TopicPartition], timeout: float | None = None) -> None:
+        """Finish (or, past ``timeout``, cancel) in-flight work of ``tps``; commit them."""
+        tasks = [t for tp in tps for t in self._tasks.get(tp, set())]
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=timeout or self.drain_timeout_s)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self.commit(only=tps)
+        for tp in tps:
+            self._tracker.forget(tp)
+            self._tasks.pop(tp, None)

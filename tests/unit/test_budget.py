@@ -1,0 +1,37 @@
+"""Offline token estimation and the per-record gate."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.budget import BudgetGate, estimate_tokens
+from streams.errors import RecordBudgetExceeded
+
+
+def test_estimate_grows_with_text() -> None:
+    """Longer text estimates more tokens; digits cost one token each."""
+    assert estimate_tokens("hello world") < estimate_tokens("hello world " * 10)
+    assert estimate_tokens("1234567890") >= 10
+
+
+def test_estimate_is_conservative_for_prose() -> None:
+    """English prose estimates at least one token per five characters."""
+    text = "The quick brown fox jumps over the lazy dog. " * 20
+    assert estimate_tokens(text) >= len(text) / 5
+
+
+def test_gate_rejects_over_cap_without_a_call() -> None:
+    """A prompt estimated over the cap raises RecordBudgetExceeded naming the budget."""
+    gate = BudgetGate(max_input_tokens=100, max_output_tokens=50)
+    assert gate.check(100) == 150
+    with pytest.raises(RecordBudgetExceeded) as info:
+        gate.check(101)
+    assert info.value.budget == "record_input_tokens"
+    assert info.value.limit == 100
+    assert info.value.used == 101
+
+
+def test_gate_rejects_nonsense_limits() -> None:
+    """Zero or negative budgets are a configuration error at construction."""
+    with pytest.raises(ValueError, match="positive"):
+        BudgetGate(max_input_tokens=0, max_output_tokens=1)
