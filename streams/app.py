@@ -67,10 +67,11 @@ def build_worker(
     name: str,
     *,
     provider: Provider | None = None,
+    registry: SchemaRegistryClient | None = None,
     metrics: Metrics | None = None,
     on_outcome: OutcomeHook | None = None,
 ) -> Worker:
-    pipeline = build_pipeline(settings, name, provider=provider)
+    pipeline = build_pipeline(settings, name, provider=provider, registry=registry)
     return Worker(settings, pipeline, metrics=metrics, on_outcome=on_outcome)
 
 

@@ -209,5 +209,5 @@ def route_for(error: BaseException) -> Route:
     """
     for cls in type(error).__mro__:
         if cls in ROUTES:
-            return ROUTES[cls]  # type: ignore[index]
+            return ROUTES[cls]
     return Route.DLQ

@@ -225,11 +225,14 @@ class Extractor:
     def _attempt(
         number: int, completion: Completion, error: OutputError | None, retries: int
     ) -> Attempt:
-        outcome = {
-            None: "valid",
-            TruncatedOutput: "truncated",
-            MalformedOutput: "malformed",
-        }.get(type(error) if error is not None else None, "contract_violation")
+        if error is None:
+            outcome = "valid"
+        elif isinstance(error, TruncatedOutput):
+            outcome = "truncated"
+        elif isinstance(error, MalformedOutput):
+            outcome = "malformed"
+        else:
+            outcome = "contract_violation"
         return Attempt(
             number=number,
             input_tokens=completion.input_tokens,

@@ -113,10 +113,17 @@ class _Walker:
             if obj_schema is None:
                 return value
             props = obj_schema.get("properties", {})
-            return {
-                key: self.walk(v, props.get(key, {}), f"{path}.{key}" if path else key)
-                for key, v in value.items()
-            }
+            out: dict[str, Any] = {}
+            for key, v in value.items():
+                sub_path = f"{path}.{key}" if path else key
+                prop = props.get(key, {})
+                if v is None and prop.get("default", None) is not None:
+                    # Strict mode makes every field required-but-nullable; a null for a
+                    # field that has a default means "use the default".
+                    self.repairs.append(f"drop_null_default:{sub_path}")
+                    continue
+                out[key] = self.walk(v, prop, sub_path)
+            return out
         if isinstance(value, list):
             arr_schema = next((k for k in kinds if k.get("type") == "array"), None)
             items = arr_schema.get("items", {}) if arr_schema else {}

@@ -357,12 +357,22 @@ def _terminate(pid: int, timeout: float) -> None:
     raise DevstackError(f"Kafka (pid {pid}) survived SIGKILL for 10s")
 
 
-def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
+def _size(path: Path) -> int:
     try:
-        with path.open(errors="replace") as handle:
-            return "".join(collections.deque(handle, maxlen=lines)).rstrip()
+        return path.stat().st_size
     except FileNotFoundError:
-        return f"({path} was not written)"
+        return 0
+
+
+def _tail(path: Path, since: int, lines: int = _LOG_TAIL_LINES) -> str:
+    """The last ``lines`` lines written to ``path`` after byte offset ``since``."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(since)
+            tail = collections.deque(handle, maxlen=lines)
+    except FileNotFoundError:
+        return ""
+    return b"".join(tail).decode(errors="replace").rstrip()
 
 
 class LocalKafka:
@@ -395,6 +405,7 @@ class LocalKafka:
         self.controller_port = controller_port
         self.bootstrap = f"{HOST}:{port}"
         self.pid: int | None = None
+        self._log_offsets = (0, 0)
 
     @property
     def properties_path(self) -> Path:
@@ -430,6 +441,7 @@ class LocalKafka:
         if not (kraft_dir / "meta.properties").is_file():
             self._format(java, libs, logs)
         command = _java_command(java, libs, _BROKER_JVM, logs, BROKER_MAIN)
+        self._log_offsets = (_size(self.console_path), _size(self.log_path))
         self.pid = _spawn([*command, str(self.properties_path)], self.console_path)
         try:
             self._wait_ready(started + timeout)
@@ -487,10 +499,13 @@ class LocalKafka:
             return False
 
     def _log_tails(self) -> str:
-        return (
-            f"--- {self.log_path} ---\n{_tail(self.log_path)}\n"
-            f"--- {self.console_path} ---\n{_tail(self.console_path)}"
-        )
+        """This start's warnings and JVM output, else its last INFO lines."""
+        console_since, log_since = self._log_offsets
+        tail = _tail(self.console_path, console_since)
+        if tail:
+            return f"{tail}\n(JVM output: {self.console_path}; full log: {self.log_path})"
+        tail = _tail(self.log_path, log_since) or "(nothing was logged)"
+        return f"{tail}\n(full log: {self.log_path})"
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM the broker by PID and wait; SIGKILL after ``timeout``. Idempotent."""
@@ -597,8 +612,8 @@ def dev_up(
             "bootstrap": kafka.bootstrap,
             "port": kafka.port,
             "controller_port": kafka.controller_port,
-            "data_dir": str(data_dir.resolve()),
-            "log": str(kafka.log_path.resolve()),
+            "data_dir": str(kafka.data_dir),
+            "log": str(kafka.log_path),
             "version": KAFKA_VERSION,
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }

@@ -3,15 +3,13 @@
 Both wire formats fail the same way over HTTP, so the translation into
 :mod:`streams.errors` is decided here, once:
 
-    HTTP status                        -> error
-    ---------------------------------     --------------------------------------------
-    408, 409, 429, any 5xx (incl. 529)  -> ProviderTransient, retry_after from headers
-    any other non-2xx (400/401/403/     -> ProviderRejected: retrying cannot fix it
-      404/422, 413, a 3xx redirect...)
-    2xx with a body that is not a JSON  -> ProviderTransient: a proxy or server glitch,
-      object                               not something the request did wrong
-
-    httpx exception                    -> :data:`HTTPX_ERRORS`, most specific class first
+    outcome                                  error
+    ---------------------------------------  ------------------------------------------
+    408, 409, 429, any 5xx (529 included)    ProviderTransient, retry_after from headers
+    any other non-2xx (400/401/403/404/422,  ProviderRejected: a retry cannot fix it
+      413, an unfollowed 3xx redirect, ...)
+    2xx whose body is not a JSON object      ProviderTransient: a proxy or server glitch
+    an httpx exception                       per :data:`HTTPX_ERRORS`, along its MRO
 
 The API key lives in a :class:`SecretStr` until :class:`SecretHeaderAuth` puts
 it on the outgoing request, so it is never in a client's headers, a repr or a
@@ -172,10 +170,8 @@ def error_for_response(
 ) -> ProviderError:
     """The error a non-2xx ``response`` stands for (see the module table)."""
     status = response.status_code
-    message = redact(
-        f"{provider} returned HTTP {status} {response.reason_phrase}: {_detail(response)}",
-        secret,
-    )
+    reason = f" {response.reason_phrase}" if response.reason_phrase else ""
+    message = redact(f"{provider} returned HTTP {status}{reason}: {_detail(response)}", secret)
     if status in TRANSIENT_STATUSES or status >= 500:
         return ProviderTransient(
             message,

@@ -24,7 +24,10 @@ The rules, applied to every node (``$defs`` included), never to the input:
   ``minimum``, ``default``, ``examples``, ...) are removed and appended to the
   node's ``description`` as ``Constraints: minLength=1; pattern=^[A-Z]{3}$``;
   ``format`` becomes a plain-words hint ("ISO 8601 date (YYYY-MM-DD)");
-  pydantic still enforces all of them when the answer is validated;
+  pydantic still enforces all of them when the answer is validated. (OpenAI
+  has widened its subset over time to some of these, but which ones differs
+  by model snapshot and by compatible server, so stripping them all is the
+  one choice that works everywhere);
 * a ``$ref`` with sibling keys is inlined (siblings win), because strict mode
   allows ``$ref`` only on its own; bare ``$ref`` and ``$defs`` are kept;
 * pydantic's ``Decimal`` (``anyOf: [number, string]``) becomes a ``number``;
@@ -55,7 +58,7 @@ __all__ = ["to_strict_schema", "to_tool_input_schema"]
 #: structural (handled below), metadata we drop, or turned into a hint.
 _KEPT = frozenset({"type", "enum", "const", "description", "title", "$ref"})
 
-#: Handled structurally by :func:`_strict`.
+#: Handled structurally by :class:`_Strictifier`.
 _STRUCTURAL = frozenset(
     {
         "properties",

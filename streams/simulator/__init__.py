@@ -7,7 +7,7 @@ attempt, or drawn from a seeded fault mix, so every run is reproducible.
 
 Usage::
 
-    config = SimulatorConfig(fixtures=(Path("contracts/samples"),), seed=7)
+    config = SimulatorConfig(fixture_dirs=[Path("contracts/samples/invoice")], seed=7)
     async with RunningSimulator(config) as sim:
         ...  # point the OpenAI provider at f"{sim.url}/v1"
 """
@@ -18,6 +18,7 @@ from streams.simulator.config import (
     Behaviour,
     SimulatorConfig,
     parse_fault_mix,
+    parse_script,
 )
 from streams.simulator.fixtures import load_fixtures
 from streams.simulator.server import (
@@ -42,5 +43,6 @@ __all__ = [
     "check_strict_schema",
     "load_fixtures",
     "parse_fault_mix",
+    "parse_script",
     "serve",
 ]

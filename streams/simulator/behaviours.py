@@ -183,7 +183,6 @@ def _first_half(payload: Mapping[str, Any]) -> dict[str, Any]:
     return dict(items[: len(items) // 2])
 
 
-_TOTAL_KEY = re.compile(r"total|amount|sum", re.IGNORECASE)
 _DATE_LIKE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 NOT_A_DATE = "not-a-date"
 TOTAL_SKEW = 1000
@@ -192,8 +191,9 @@ TOTAL_SKEW = 1000
 def break_answer(answer: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of ``answer`` that keeps its JSON types but fails a sane contract.
 
-    Skews the shallowest number under a total-like key (else the shallowest
-    number) by :data:`TOTAL_SKEW`, so sums stop matching, and replaces the
+    Skews the shallowest number under the key ``total`` (else under a key
+    containing "total", then "amount" or "sum", else the shallowest number) by
+    :data:`TOTAL_SKEW`, so sums stop matching, and replaces the
     shallowest date-like string with :data:`NOT_A_DATE`. If neither exists, adds
     an unexpected top-level key.
     """
@@ -216,13 +216,21 @@ def break_answer(answer: Mapping[str, Any]) -> dict[str, Any]:
                 numbers.append((node, slot, name))
             elif isinstance(value, str) and _DATE_LIKE.match(value):
                 dates.append((node, slot))
-    totals = [n for n in numbers if _TOTAL_KEY.search(n[2])] or numbers
-    if totals:
-        node, slot, _ = totals[0]
+    if numbers:
+        node, slot, _ = min(numbers, key=lambda n: _total_rank(n[2]))  # min is stable: shallowest
         node[slot] = node[slot] + TOTAL_SKEW
     if dates:
         node, slot = dates[0]
         node[slot] = NOT_A_DATE
-    if not totals and not dates:
+    if not numbers and not dates:
         broken["_sim_unexpected"] = True
     return broken
+
+
+def _total_rank(name: str) -> int:
+    name = name.lower()
+    if name == "total":
+        return 0
+    if "total" in name:
+        return 1
+    return 2 if "amount" in name or "sum" in name else 3

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from streams.errors import ConfigError
 
@@ -22,6 +23,7 @@ __all__ = [
     "SimulatorConfig",
     "parse_behaviour",
     "parse_fault_mix",
+    "parse_script",
 ]
 
 
@@ -129,6 +131,26 @@ def parse_fault_mix(spec: str) -> dict[Behaviour, float]:
     return mix
 
 
+def parse_script(rules: Any) -> dict[str, tuple[Behaviour, ...]]:
+    """Check a script, ``{"<doc sha256>": ["http_429", "valid"]}``, and parse its names."""
+    if not isinstance(rules, Mapping):
+        raise ConfigError('a script must map "<doc sha256>" to a list of behaviour names')
+    parsed: dict[str, tuple[Behaviour, ...]] = {}
+    for key, names in rules.items():
+        if (
+            not isinstance(key, str)
+            or isinstance(names, str)
+            or not isinstance(names, Sequence)
+            or not names
+            or not all(isinstance(n, str) for n in names)
+        ):
+            raise ConfigError(
+                f"script rule for {key!r} must be a non-empty list of behaviour names"
+            )
+        parsed[key] = tuple(parse_behaviour(n) for n in names)
+    return parsed
+
+
 def _check_fault_mix(mix: Mapping[Behaviour, float]) -> None:
     for behaviour, p in mix.items():
         if not (math.isfinite(p) and 0.0 <= p <= 1.0):
@@ -145,14 +167,16 @@ class SimulatorConfig:
     Usage::
 
         config = SimulatorConfig(
-            fixtures=(Path("contracts/samples"),),
+            fixture_dirs=[Path("contracts/samples/invoice")],
             fault_mix=parse_fault_mix("http_500=0.2,malformed=0.1"),
             seed=7,
         )
     """
 
-    fixtures: tuple[Path, ...] = ()
+    fixture_dirs: Sequence[Path] = ()
     """Directories searched recursively for ``NAME.txt`` documents with a ``NAME.json`` answer."""
+    script: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    """Initial runtime script, document sha256 -> behaviours per attempt (``/_sim/script``)."""
     fault_mix: Mapping[Behaviour, float] = field(default_factory=dict)
     """Probability of each non-valid behaviour per (document, attempt); the rest is valid."""
     seed: int = 0
@@ -179,7 +203,8 @@ class SimulatorConfig:
         mix = {parse_behaviour(str(k)): float(v) for k, v in self.fault_mix.items()}
         _check_fault_mix(mix)
         object.__setattr__(self, "fault_mix", mix)
-        object.__setattr__(self, "fixtures", tuple(Path(p) for p in self.fixtures))
+        object.__setattr__(self, "fixture_dirs", tuple(Path(p) for p in self.fixture_dirs))
+        object.__setattr__(self, "script", parse_script(self.script))
         if not (math.isfinite(self.latency_ms) and self.latency_ms >= 0):
             raise ConfigError("latency_ms must be a number >= 0")
         if not (math.isfinite(self.hang_s) and self.hang_s >= 0):

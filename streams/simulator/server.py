@@ -14,7 +14,7 @@ Routes::
 
 Usage::
 
-    async with RunningSimulator(SimulatorConfig(fixtures=(samples,))) as sim:
+    async with RunningSimulator(SimulatorConfig(fixture_dirs=[samples])) as sim:
         httpx.post(f"{sim.url}/v1/chat/completions", json=...)
 
     sim = SimulatorThread(config)   # for sync code and session fixtures
@@ -40,7 +40,7 @@ from aiohttp import web
 
 from streams.errors import ConfigError
 from streams.simulator.behaviours import ErrorKind, Failure, Reply, limit_output, outcome_for
-from streams.simulator.config import Behaviour, SimulatorConfig, parse_behaviour
+from streams.simulator.config import Behaviour, SimulatorConfig, parse_script
 from streams.simulator.fixtures import load_fixtures
 from streams.simulator.scripting import choose_behaviour
 from streams.simulator.wire import AnthropicDialect, Dialect, OpenAIDialect, Rejected, SimRequest
@@ -92,7 +92,7 @@ class SimulatorState:
     def __init__(self, config: SimulatorConfig, fixtures: Mapping[str, Mapping[str, Any]]) -> None:
         self.config = config
         self.fixtures = fixtures
-        self.rules: dict[str, tuple[Behaviour, ...]] = {}
+        self.rules: dict[str, tuple[Behaviour, ...]] = parse_script(config.script)
         self.attempts: Counter[str] = Counter()
         self.records: deque[RequestRecord] = deque(maxlen=config.record_limit)
         self.by_behaviour: Counter[str] = Counter()
@@ -141,7 +141,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def build_app(config: SimulatorConfig) -> web.Application:
     """The aiohttp application. Loads fixtures now; raises ConfigError if they are bad."""
-    state = SimulatorState(config, load_fixtures(config.fixtures))
+    state = SimulatorState(config, load_fixtures(config.fixture_dirs))
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[STATE] = state
 
@@ -305,23 +305,14 @@ async def _get_script(request: web.Request) -> web.Response:
 async def _post_script(request: web.Request) -> web.Response:
     state = request.app[STATE]
     try:
-        rules = _parse_rules(json.loads(await request.read()))
+        body = json.loads(await request.read())
+        if not isinstance(body, dict) or "rules" not in body:
+            raise ConfigError('the body must be {"rules": {"<doc sha256>": ["behaviour", ...]}}')
+        rules = parse_script(body["rules"])
     except (ValueError, ConfigError) as exc:
         return web.json_response({"error": {"message": str(exc)}}, status=400)
     state.rules.update(rules)
     return web.json_response(_script_body(state))
-
-
-def _parse_rules(body: Any) -> dict[str, tuple[Behaviour, ...]]:
-    rules = body.get("rules") if isinstance(body, dict) else None
-    if not isinstance(rules, dict):
-        raise ConfigError('the body must be {"rules": {"<doc sha256>": ["behaviour", ...]}}')
-    parsed: dict[str, tuple[Behaviour, ...]] = {}
-    for key, names in rules.items():
-        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-            raise ConfigError(f"rule for {key!r} must be a non-empty list of behaviour names")
-        parsed[key] = tuple(parse_behaviour(n) for n in names)
-    return parsed
 
 
 async def _delete_script(request: web.Request) -> web.Response:

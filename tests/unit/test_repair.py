@@ -87,3 +87,11 @@ def test_does_not_touch_plain_strings() -> None:
     """Strings in non-numeric fields are left alone, even if they look numeric."""
     out = repair('{"name": "1,234"}', SCHEMA)
     assert out.value == {"name": "1,234"}
+
+
+def test_null_for_defaulted_field_is_dropped() -> None:
+    """A strict-mode null for a field with a default is dropped so the default applies."""
+    schema = {"type": "object", "properties": {"kind": {"type": "string", "default": "invoice"}}}
+    out = repair('{"kind": null}', schema)
+    assert out.value == {}
+    assert out.repairs == ("drop_null_default:kind",)

@@ -1,0 +1,42 @@
+# One entry point for humans and CI. `make test` runs every check.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: install demo test lint types schemas pytest bench dev-up dev-down clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+demo: install
+	$(BIN)/streams demo
+
+test: install lint types schemas pytest
+
+lint: install
+	$(BIN)/ruff format --check streams contracts tests
+	$(BIN)/ruff check streams contracts tests
+
+types: install
+	$(BIN)/mypy streams contracts
+
+schemas: install
+	$(BIN)/streams schemas check
+
+pytest: install
+	$(BIN)/python -m pytest
+
+dev-up: install
+	$(BIN)/streams dev up
+
+dev-down: install
+	$(BIN)/streams dev down
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,51 @@
+"""Session fixtures: a real local Kafka broker and the LLM simulator over real HTTP.
+
+Integration tests never skip: if the broker cannot start, the fixture raises
+and every test that needs it fails, loudly.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from contracts import SAMPLES_DIR
+from streams.devstack.kafka import LocalKafka
+from streams.settings import default_cache_dir
+from streams.simulator import SimulatorConfig, SimulatorThread
+
+
+def _progress(message: str) -> None:
+    print(f"[kafka] {message}", file=sys.stderr, flush=True)
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+    """A single-node KRaft broker on 127.0.0.1, from Maven Central jars."""
+    broker = LocalKafka(
+        default_cache_dir(), data_dir=tmp_path_factory.mktemp("kafka-data"), progress=_progress
+    )
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def invoice_samples() -> Path:
+    return SAMPLES_DIR / "invoice"
+
+
+@pytest.fixture(scope="session")
+def simulator(invoice_samples: Path) -> Iterator[str]:
+    """The OpenAI-compatible simulator serving the invoice fixtures; yields its base URL."""
+    sim = SimulatorThread(SimulatorConfig(fixture_dirs=[invoice_samples]))
+    url = sim.start()
+    try:
+        yield url
+    finally:
+        sim.stop()
