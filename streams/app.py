@@ -24,7 +24,7 @@ log = logging.getLogger("streams.app")
 
 
 def registry_client(settings: Settings) -> SchemaRegistryClient:
-    return SchemaRegistryClient({"url": settings.registry.url})
+    return SchemaRegistryClient.new_client({"url": settings.registry.url})
 
 
 def build_pipeline(

@@ -18,7 +18,7 @@ int, int Enum, Literal of int     ``long``
 float / bool / bytes              ``double`` / ``boolean`` / ``bytes``
 Decimal                           ``bytes`` + ``decimal``; precision and scale from the field's
                                   ``max_digits`` and ``decimal_places``, which are required
-date / datetime                   ``int`` + ``date`` / ``long`` + ``timestamp-millis``
+date / datetime                   ``int`` + ``date`` / ``long`` + ``timestamp-micros`` (lossless)
 UUID                              ``string`` + ``uuid``
 nested BaseModel                  a record in the same namespace (named once, then referenced)
 list[T], tuple[T, ...], set[T]    ``array``
@@ -221,9 +221,9 @@ def write_schema_files(root: Path) -> list[Path]:
 def check_schema_files(root: Path) -> list[str]:
     """Problems with the checked-in schemas under ``root``, one line each; empty when fine.
 
-    Reports missing files, files that differ from their model, files that
-    match but are not in the generated formatting, and files without a
-    registered contract.
+    Reports contracts Avro cannot carry, missing files, files that differ from
+    their model, files that match but are not in the generated formatting, and
+    files without a registered contract.
     """
     problems: list[str] = []
     expected: set[Path] = set()
@@ -231,7 +231,11 @@ def check_schema_files(root: Path) -> list[str]:
         path = schema_path(root, contract)
         expected.add(path)
         rel = path.relative_to(root).as_posix()
-        want = avro_schema_for(contract)
+        try:
+            want = avro_schema_for(contract)
+        except ConfigError as exc:
+            problems.append(f"{rel}: cannot generate a schema for {contract.ref}: {exc}")
+            continue
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -388,7 +392,7 @@ _SCALARS: Final[tuple[tuple[type, AvroSchema], ...]] = (
     (float, "double"),
     (str, "string"),
     (bytes, "bytes"),
-    (datetime, {"type": "long", "logicalType": "timestamp-millis"}),
+    (datetime, {"type": "long", "logicalType": "timestamp-micros"}),
     (date, {"type": "int", "logicalType": "date"}),
     (uuid.UUID, {"type": "string", "logicalType": "uuid"}),
 )
@@ -436,10 +440,8 @@ def _last_attr(metadata: list[Any], attr: str) -> Any:
 
 
 def _model_doc(model: type[BaseModel]) -> str | None:
-    # A class without a docstring inherits none through __doc__, so BaseModel's
-    # own docstring never leaks into a schema.
-    doc = model.__dict__.get("__doc__")
-    return inspect.cleandoc(doc) if isinstance(doc, str) and doc.strip() else None
+    doc = model.__doc__
+    return inspect.cleandoc(doc) if doc and doc.strip() else None
 
 
 _NO_DEFAULT: Final = object()

@@ -71,9 +71,13 @@ def demo_inputs() -> tuple[list[DemoInput], dict[str, list[str]]]:
             inputs.append(DemoInput(path.stem, text.encode(), note))
     bad = SAMPLES_DIR / "invoice" / "_bad" / "bad-total.txt"
     if bad.exists():
-        inputs.append(DemoInput("bad-total", bad.read_bytes(), "model keeps getting the total wrong"))
+        inputs.append(
+            DemoInput("bad-total", bad.read_bytes(), "model keeps getting the total wrong")
+        )
     inputs.append(DemoInput("huge-scan", ("INVOICE line item " * 12000).encode(), "over token cap"))
-    inputs.append(DemoInput("latin1-bytes", "Rechnung über 5€".encode("latin-1", "replace"), "not UTF-8"))
+    inputs.append(
+        DemoInput("latin1-bytes", "Rechnung über 5€".encode("latin-1", "replace"), "not UTF-8")
+    )
     inputs.append(DemoInput("broken-envelope", b'{"id": "x1", "text": ', "truncated JSON envelope"))
     return inputs, script
 
@@ -91,7 +95,9 @@ async def run_demo(cache_dir: Path, *, timeout: float = 180.0) -> int:
     say = _progress
     inputs, script = demo_inputs()
     say(f"demo: {len(inputs)} inputs, {len(script)} with scripted model faults")
-    kafka = LocalKafka(cache_dir, data_dir=cache_dir / "demo" / f"kafka-{int(time.time())}", progress=say)
+    kafka = LocalKafka(
+        cache_dir, data_dir=cache_dir / "demo" / f"kafka-{int(time.time())}", progress=say
+    )
     sim = SimulatorThread(
         SimulatorConfig(fixture_dirs=[SAMPLES_DIR / "invoice"], script=script, latency_ms=50)
     )
@@ -184,4 +190,3 @@ def _topic_counts(bootstrap: str, pipeline: str) -> dict[str, int]:
     finally:
         consumer.close()
     return counts
-

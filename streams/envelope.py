@@ -105,7 +105,8 @@ def _decode_envelope(text: str, raw: RawRecord) -> Document:
     unknown = set(obj) - {"id", "text", "source", "tenant"}
     if unknown:
         raise EnvelopeError(
-            f"JSON envelope has unknown fields {sorted(unknown)}; allowed: id, text, source, tenant",
+            f"JSON envelope has unknown fields {sorted(unknown)}; "
+            "allowed: id, text, source, tenant",
             reason="bad_envelope",
         )
     body = obj.get("text")

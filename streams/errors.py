@@ -12,7 +12,8 @@ concrete class below has a route, so nothing can be swallowed.
     │   └── EnvelopeError                a JSON envelope missing/typing its fields wrongly
     ├── BudgetExceeded                   -> over-budget
     │   ├── RecordBudgetExceeded         estimated tokens over the per-record cap (no call made)
-    │   └── RetryTokensExhausted         cumulative tokens across attempts over the cap
+    │   ├── RetryTokensExhausted         cumulative tokens across attempts over the cap
+    │   └── SpendCapExceeded             the pipeline's or tenant's spend cap for the window
     ├── ProviderError
     │   ├── ProviderRejected             400/401/403/404/422: cannot succeed -> dlq
     │   ├── ProviderTransient            429, 5xx, timeouts, connection errors (retried)
@@ -22,7 +23,8 @@ concrete class below has a route, so nothing can be swallowed.
     │   ├── MalformedOutput              no JSON object could be recovered
     │   └── ContractViolation            JSON that fails the contract (field errors attached)
     │       └── AttemptsExhausted        last violation after the final attempt -> invalid
-    └── EncodingError                    the valid record could not be encoded -> dlq
+    ├── EncodingError                    the valid record could not be encoded -> dlq
+    └── StateStoreError                  Kafka-backed state (cache, spend log) failed; logged
 
 ``ProviderUnavailable`` does not route a record anywhere: the worker keeps the
 record uncommitted and retries it later, because a provider outage is not the
@@ -106,6 +108,10 @@ class RetryTokensExhausted(BudgetExceeded):
     """The tokens spent across attempts reached the record's retry token cap."""
 
 
+class SpendCapExceeded(BudgetExceeded):
+    """The call would take the pipeline's or a tenant's spend past its cap for the window."""
+
+
 class ProviderError(StreamsError):
     """The model provider failed. ``status`` is the HTTP status when there was one."""
 
@@ -122,7 +128,12 @@ class ProviderTransient(ProviderError):
     """A failure worth retrying: 429, 5xx, a timeout or a connection error."""
 
     def __init__(
-        self, message: str, *, status: int | None = None, retry_after: float | None = None, **ctx: Any
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        **ctx: Any,
     ) -> None:
         super().__init__(message, status=status, retry_after=retry_after, **ctx)
         self.retry_after = retry_after
@@ -171,6 +182,10 @@ class EncodingError(StreamsError):
     """A validated record could not be encoded to Avro or registered."""
 
 
+class StateStoreError(StreamsError):
+    """Kafka-backed state failed. The cache treats it as a miss; never routes a record."""
+
+
 #: The one routing table. Looked up along the MRO, most specific class first.
 ROUTES: Mapping[type[StreamsError], Route] = {
     InputError: Route.DLQ,
@@ -179,6 +194,7 @@ ROUTES: Mapping[type[StreamsError], Route] = {
     BudgetExceeded: Route.OVER_BUDGET,
     RecordBudgetExceeded: Route.OVER_BUDGET,
     RetryTokensExhausted: Route.OVER_BUDGET,
+    SpendCapExceeded: Route.OVER_BUDGET,
     ProviderRejected: Route.DLQ,
     ProviderUnavailable: Route.PAUSE,
     AttemptsExhausted: Route.INVALID,
@@ -189,6 +205,7 @@ ROUTES: Mapping[type[StreamsError], Route] = {
 INTERNAL: frozenset[type[StreamsError]] = frozenset(
     {
         ConfigError,
+        StateStoreError,
         ProviderError,
         ProviderTransient,
         OutputError,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,7 @@ from pydantic import BaseModel
 
 from contracts.base import ContractVersion
 from streams.budget import BudgetGate, estimate_tokens
+from streams.cache_key import CacheKeyParts, cache_key
 from streams.envelope import Document
 from streams.errors import (
     AttemptsExhausted,
@@ -36,8 +38,11 @@ from streams.errors import (
     ProviderTransient,
     ProviderUnavailable,
     RetryTokensExhausted,
+    SpendCapExceeded,
+    StateStoreError,
     TruncatedOutput,
 )
+from streams.protocols import ResultCache, SpendGuard
 from streams.providers.base import ChatMessage, Completion, CompletionRequest, Provider
 from streams.repair import repair
 from streams.settings import BudgetSettings, Price
@@ -45,6 +50,8 @@ from streams.textnorm import normalize_text
 from streams.validate import validate
 
 __all__ = ["Attempt", "Extraction", "Extractor", "build_messages"]
+
+log = logging.getLogger("streams.extract")
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -90,6 +97,7 @@ class Extraction:
     latency_ms: float
     model_reported: str
     last_output: str
+    cache_hit: bool = False
 
 
 @dataclass
@@ -112,7 +120,9 @@ def build_messages(contract: ContractVersion, document: Document) -> tuple[ChatM
     )
 
 
-def _reask(messages: tuple[ChatMessage, ...], output: str, error: OutputError) -> tuple[ChatMessage, ...]:
+def _reask(
+    messages: tuple[ChatMessage, ...], output: str, error: OutputError
+) -> tuple[ChatMessage, ...]:
     if isinstance(error, ContractViolation):
         lines = [f"- {e.path}: {e.message} (type={e.type}, value={e.value})" for e in error.errors]
         feedback = "Your previous answer failed validation:\n" + "\n".join(lines)
@@ -134,6 +144,9 @@ class Extractor:
         budgets: BudgetSettings,
         *,
         price: Price | None = None,
+        cache: ResultCache | None = None,
+        spend: SpendGuard | None = None,
+        temperature: float = 0.0,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
@@ -144,8 +157,25 @@ class Extractor:
         self.gate = BudgetGate(budgets.max_input_tokens, budgets.max_output_tokens)
         self.schema = contract.json_schema()
         self.schema_name = f"{contract.name}_v{contract.version}"
+        self.cache = cache
+        self.spend = spend
+        self.temperature = temperature
         self._sleep = sleep
         self._rng = rng or random.Random()
+
+    def cache_key(self, document: Document) -> str:
+        return cache_key(
+            CacheKeyParts(
+                contract=self.contract.name,
+                contract_version=self.contract.version,
+                prompt_version=self.contract.prompt.version,
+                provider=self.provider.name,
+                model=self.provider.model,
+                temperature=self.temperature,
+                max_output_tokens=self.budgets.max_output_tokens,
+                input_sha256=document.sha256,
+            )
+        )
 
     def cost(self, input_tokens: int, output_tokens: int) -> float:
         if self.price is None:
@@ -161,6 +191,14 @@ class Extractor:
         """Return a validated record, or raise a routed error from :mod:`streams.errors`."""
         messages = build_messages(self.contract, document)
         worst_case = self.gate.check(self.estimate(messages))
+        key = self.cache_key(document)
+        if self.cache is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                cached = self._from_cache(hit)
+                if cached is not None:
+                    return cached
+        scopes = ("pipeline",) + ((f"tenant:{document.tenant}",) if document.tenant else ())
         ledger = _Ledger()
         last_error: OutputError | None = None
         for number in range(1, self.budgets.max_attempts + 1):
@@ -173,11 +211,9 @@ class Extractor:
                     budget="retry_tokens",
                     limit=self.budgets.max_total_tokens,
                     used=ledger.tokens,
-                    attempts=tuple(ledger.attempts),
-                    errors=getattr(last_error, "errors", ()),
-                    last_output=last_error.last_output if last_error else None,
+                    **self._history(ledger, last_error),
                 )
-            completion, retries = await self._call(messages)
+            completion, retries = await self._paid_call(messages, scopes, ledger, last_error)
             ledger.input_tokens += completion.input_tokens
             ledger.output_tokens += completion.output_tokens
             ledger.latency_ms += completion.latency_s * 1000
@@ -189,7 +225,7 @@ class Extractor:
                 messages = _reask(messages, completion.text, exc)
                 continue
             ledger.attempts.append(self._attempt(number, completion, None, retries))
-            return Extraction(
+            extraction = Extraction(
                 record=record,
                 attempts=tuple(ledger.attempts),
                 repairs=repairs,
@@ -200,15 +236,96 @@ class Extractor:
                 model_reported=completion.model_reported,
                 last_output=completion.text,
             )
+            await self._store(key, extraction)
+            return extraction
         assert last_error is not None
         raise AttemptsExhausted(
             f"no valid answer after {self.budgets.max_attempts} attempt(s): {last_error.message}",
-            errors=getattr(last_error, "errors", ()),
-            last_output=last_error.last_output,
-            attempts=tuple(ledger.attempts),
-            input_tokens=ledger.input_tokens,
-            output_tokens=ledger.output_tokens,
-            cost_usd=self.cost(ledger.input_tokens, ledger.output_tokens),
+            **self._history(ledger, last_error),
+        )
+
+    def _history(self, ledger: _Ledger, last_error: OutputError | None) -> dict[str, Any]:
+        return {
+            "attempts": tuple(ledger.attempts),
+            "errors": getattr(last_error, "errors", ()),
+            "last_output": last_error.last_output if last_error else None,
+            "input_tokens": ledger.input_tokens,
+            "output_tokens": ledger.output_tokens,
+            "cost_usd": self.cost(ledger.input_tokens, ledger.output_tokens),
+        }
+
+    async def _paid_call(
+        self,
+        messages: tuple[ChatMessage, ...],
+        scopes: tuple[str, ...],
+        ledger: _Ledger,
+        last_error: OutputError | None,
+    ) -> tuple[Completion, int]:
+        """Reserve the worst-case cost of one call against the spend caps, call, settle."""
+        reserved = self.cost(self.estimate(messages), self.budgets.max_output_tokens)
+        if self.spend is not None:
+            denied = await self.spend.reserve(scopes, reserved)
+            if denied is not None:
+                raise SpendCapExceeded(
+                    f"spend cap for {denied} reached for this window; no call made",
+                    budget=f"spend_cap:{denied}",
+                    limit=0.0,
+                    used=reserved,
+                    **self._history(ledger, last_error),
+                )
+        try:
+            completion, retries = await self._call(messages)
+        except BaseException:
+            if self.spend is not None:
+                self.spend.settle(scopes, reserved, 0.0)
+            raise
+        if self.spend is not None:
+            self.spend.settle(
+                scopes, reserved, self.cost(completion.input_tokens, completion.output_tokens)
+            )
+        return completion, retries
+
+    async def _store(self, key: str, extraction: Extraction) -> None:
+        if self.cache is None:
+            return
+        value = json.dumps(
+            {
+                "record": json.loads(extraction.record.model_dump_json()),
+                "model_reported": extraction.model_reported,
+                "input_tokens": extraction.input_tokens,
+                "output_tokens": extraction.output_tokens,
+                "cost_usd": extraction.cost_usd,
+                "repairs": list(extraction.repairs),
+                "attempts": len(extraction.attempts),
+            },
+            sort_keys=True,
+        ).encode()
+        try:
+            await self.cache.put(key, value)
+        except StateStoreError as exc:
+            log.warning("result cache write failed; continuing without it: %s", exc)
+
+    def _from_cache(self, value: bytes) -> Extraction | None:
+        try:
+            data = json.loads(value)
+            record = self.contract.model.model_validate_json(
+                json.dumps(data["record"]), strict=True
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            # A stale or corrupt entry is a miss, never a wrong record.
+            log.warning("ignoring unusable cache entry: %s", exc)
+            return None
+        return Extraction(
+            record=record,
+            attempts=(),
+            repairs=tuple(data.get("repairs", ())),
+            input_tokens=0,
+            output_tokens=0,
+            cost_usd=0.0,
+            latency_ms=0.0,
+            model_reported=str(data.get("model_reported", "")),
+            last_output="",
+            cache_hit=True,
         )
 
     def _accept(self, completion: Completion) -> tuple[BaseModel, tuple[str, ...]]:
@@ -251,6 +368,7 @@ class Extractor:
             schema_name=self.schema_name,
             json_schema=self.schema,
             max_output_tokens=self.budgets.max_output_tokens,
+            temperature=self.temperature,
         )
         retries = 0
         while True:

@@ -213,10 +213,7 @@ class Pipeline:
             }
         else:
             body["raw_value_b64"] = raw_b64(raw.value)
-        if route is Route.PAUSE:
-            value = b""
-        else:
-            value = envelope_bytes(route.value, body)
+        value = b"" if route is Route.PAUSE else envelope_bytes(route.value, body)
         headers = self._base_headers(raw, route)
         headers.append(("streams.error", type(exc).__name__.encode()))
         headers.append(("streams.reason", reason.encode()))

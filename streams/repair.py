@@ -26,8 +26,17 @@ __all__ = ["Repaired", "repair"]
 _FENCE = re.compile(r"^\s*```[a-zA-Z0-9_-]*\s*\n?(.*?)\n?```\s*$", re.DOTALL)
 _TRAILING_COMMA = re.compile(r",(\s*[}\]])")
 _NUMBER_STRING = re.compile(r"^[^\d\-+.,]*([-+]?[\d.,' ]*\d)[^\d]*$")
-_DATE_FORMATS = ("%Y/%m/%d", "%d.%m.%Y", "%Y.%m.%d", "%B %d, %Y", "%b %d, %Y", "%d %B %Y",
-                 "%d %b %Y", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ")
+_DATE_FORMATS = (
+    "%Y/%m/%d",
+    "%d.%m.%Y",
+    "%Y.%m.%d",
+    "%B %d, %Y",
+    "%b %d, %Y",
+    "%d %B %Y",
+    "%d %b %Y",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%dT%H:%M:%SZ",
+)
 
 
 @dataclass(frozen=True)
@@ -63,7 +72,9 @@ def repair(text: str, schema: Mapping[str, Any]) -> Repaired:
             if obj is not None:
                 repairs.append("remove_trailing_commas")
     if obj is None:
-        raise MalformedOutput("the answer is not a JSON object, even after repair", last_output=text)
+        raise MalformedOutput(
+            "the answer is not a JSON object, even after repair", last_output=text
+        )
     if not isinstance(obj, dict):
         raise MalformedOutput(
             f"the answer is JSON {type(obj).__name__}, not an object", last_output=text

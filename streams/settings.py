@@ -200,7 +200,9 @@ class Settings(BaseSettings):
 
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     """Build the settings, turning any mistake into a one-line :class:`ConfigError`."""
-    path = config or (Path(os.environ["STREAMS_CONFIG"]) if os.environ.get("STREAMS_CONFIG") else None)
+    path = config or (
+        Path(os.environ["STREAMS_CONFIG"]) if os.environ.get("STREAMS_CONFIG") else None
+    )
     data: dict[str, Any] = {}
     if path is not None:
         try:

@@ -259,7 +259,9 @@ class Worker:
             except KafkaError as exc:
                 # The idempotent producer already retried internally; keep the record
                 # uncommitted and try again rather than losing it.
-                log.warning("produce to %s failed (%s); retrying in %.1fs", outcome.topic, exc, delay)
+                log.warning(
+                    "produce to %s failed (%s); retrying in %.1fs", outcome.topic, exc, delay
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 

@@ -104,7 +104,7 @@ async def test_every_route_and_exactly_one_outcome_per_input(
     expected["tombstone-ish"] = "dlq"
 
     settings = _settings(kafka, simulator, name)
-    registry = SchemaRegistryClient({"url": "mock://"})
+    registry = SchemaRegistryClient.new_client({"url": "mock://"})
     produce(kafka.bootstrap, f"{name}.raw", records)
     worker = build_worker(settings, name, registry=registry)
     await _run_until(worker, len(records))
@@ -139,14 +139,15 @@ async def test_every_route_and_exactly_one_outcome_per_input(
         assert prov["source_topic"] == f"{name}.raw"
         assert prov["input_sha256"] == text_sha256(texts[stem])
         assert msg.headers["streams.route"] == b"valid"
-    repaired = [m for m in outputs if m.key == stems[1].encode()][0]
+    repaired = next(m for m in outputs if m.key == stems[1].encode())
     assert int(repaired.headers["streams.attempts"]) == 2
 
     # Non-valid envelopes carry the reason and enough to redrive.
     by_key = {m.key.decode(): m for m in outputs if m.key}
     invalid = json.loads(by_key["bad-total"].value or b"")
     assert invalid["reason"].startswith("contract:")
-    assert invalid["errors"] and invalid["last_output"]
+    assert invalid["errors"]
+    assert invalid["last_output"]
     assert len(invalid["attempts"]) == settings.budgets.max_attempts
     over = json.loads(by_key["huge"].value or b"")
     assert over["budget"]["name"] == "record_input_tokens"

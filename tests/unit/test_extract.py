@@ -40,7 +40,9 @@ DOC = Document(id="d1", text="a is 1 and b is 2", sha256="x")
 GOOD = json.dumps({"a": 1, "b": 2})
 
 
-def _extractor(provider: ScriptedProvider, sleep: NoSleep | None = None, **budget: int) -> Extractor:
+def _extractor(
+    provider: ScriptedProvider, sleep: NoSleep | None = None, **budget: int
+) -> Extractor:
     return Extractor(
         CONTRACT,
         provider,
@@ -62,7 +64,7 @@ async def test_first_answer_valid() -> None:
     assert out.model_reported == "m-2026"
     request = provider.requests[0]
     assert request.json_schema["title"] == "Pair"
-    assert "<document>\na is 1 and b is 2\n</document>" == request.messages[1].content
+    assert request.messages[1].content == "<document>\na is 1 and b is 2\n</document>"
 
 
 async def test_reask_carries_field_errors_without_mutating() -> None:
@@ -132,7 +134,11 @@ async def test_transient_errors_back_off_and_honour_retry_after() -> None:
     """429/5xx are retried with backoff >= Retry-After and do not use up attempts."""
     sleep = NoSleep()
     provider = ScriptedProvider(
-        [ProviderTransient("busy", status=429, retry_after=3.0), ProviderTransient("5xx"), answer(GOOD)]
+        [
+            ProviderTransient("busy", status=429, retry_after=3.0),
+            ProviderTransient("5xx"),
+            answer(GOOD),
+        ]
     )
     out = await _extractor(provider, sleep).extract(DOC)
     assert len(out.attempts) == 1

@@ -51,7 +51,7 @@ def test_trailing_commas_removed() -> None:
 )
 def test_numbers_from_strings(text: str, number: float) -> None:
     """Amounts written as strings with symbols or separators become numbers."""
-    out = repair('{"total": "%s"}' % text, SCHEMA)
+    out = repair(f'{{"total": "{text}"}}', SCHEMA)
     assert out.value["total"] == number
     assert out.repairs == ("number_from_string:total",)
 
