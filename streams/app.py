@@ -16,7 +16,9 @@ from streams.pipeline import Pipeline
 from streams.providers import build_provider
 from streams.providers.base import Provider
 from streams.settings import Settings
-from streams.worker import OutcomeHook, Worker
+from streams.state import KafkaTable, SpendLedger
+from streams.state.spend import SpendCaps
+from streams.worker import OutcomeHook, Resource, Worker
 
 __all__ = ["build_pipeline", "build_worker", "registry_client", "run_worker"]
 
@@ -49,8 +51,36 @@ def build_pipeline(
             timeout_s=settings.llm.timeout_s,
             max_connections=settings.llm.max_connections,
         )
+    budgets = settings.budgets
+    cache = KafkaTable(settings.kafka.bootstrap_servers, cfg.topic("cache"))
+    spend = None
+    if budgets.spend_cap_usd is not None or budgets.tenant_spend_cap_usd is not None:
+        spend = SpendLedger(
+            settings.kafka.bootstrap_servers,
+            cfg.topic("spend"),
+            SpendCaps(
+                pipeline_usd=budgets.spend_cap_usd,
+                tenant_default_usd=budgets.tenant_spend_cap_usd,
+                tenants=tuple(sorted(budgets.tenant_caps.items())),
+                window_s=budgets.spend_window_s,
+                claim_usd=budgets.spend_claim_usd,
+            ),
+            worker_id=settings.worker.worker_id,
+        )
+    price = settings.pricing.get(provider.model)
+    if spend is not None and price is None:
+        raise ConfigError(
+            f"a spend cap is set but model {provider.model!r} has no [pricing] entry; "
+            "add its prices so spend can be measured"
+        )
     extractor = Extractor(
-        contract, provider, settings.budgets, price=settings.pricing.get(provider.model)
+        contract,
+        provider,
+        budgets,
+        price=price,
+        cache=cache if settings.worker.cache else None,
+        spend=spend,
+        temperature=settings.llm.temperature,
     )
     encoder = AvroWireEncoder(
         contract, registry or registry_client(settings), f"{cfg.topic('valid')}-value"
@@ -72,7 +102,15 @@ def build_worker(
     on_outcome: OutcomeHook | None = None,
 ) -> Worker:
     pipeline = build_pipeline(settings, name, provider=provider, registry=registry)
-    return Worker(settings, pipeline, metrics=metrics, on_outcome=on_outcome)
+    resources: list[Resource] = []
+    extractor = pipeline.extractor
+    if isinstance(extractor.cache, KafkaTable):
+        resources.append(extractor.cache)
+    if isinstance(extractor.spend, SpendLedger):
+        resources.append(extractor.spend)
+    return Worker(
+        settings, pipeline, metrics=metrics, on_outcome=on_outcome, resources=tuple(resources)
+    )
 
 
 async def run_worker(settings: Settings, name: str, stop: asyncio.Event) -> None:

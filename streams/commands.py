@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from streams.errors import ConfigError
+
+if TYPE_CHECKING:
+    from streams.settings import Settings
 
 __all__ = ["register"]
 
@@ -51,6 +56,44 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     produce.add_argument("--tenant", help="tenant to put in the envelope")
     produce.set_defaults(func=_produce)
 
+    replay = sub.add_parser(
+        "replay",
+        help="reset a pipeline's consumer-group offsets on its raw topic",
+        description="Move the committed offsets of group <prefix>.<pipeline> so the worker "
+        "re-reads its input. Refuses while workers of that group are running. With the "
+        "result cache warm, a replay makes no model calls.",
+    )
+    replay.add_argument("pipeline")
+    _config_arg(replay)
+    replay.add_argument("--bootstrap", help="override kafka.bootstrap_servers")
+    where = replay.add_mutually_exclusive_group(required=True)
+    where.add_argument("--to-earliest", action="store_true", help="from the beginning")
+    where.add_argument(
+        "--to-datetime", type=_datetime, help="from the first record at/after T (ISO 8601)"
+    )
+    where.add_argument(
+        "--to-offset",
+        action="append",
+        metavar="PARTITION:OFFSET",
+        type=_partition_offset,
+        help="explicit offset for a partition (repeatable)",
+    )
+    replay.set_defaults(func=_replay)
+
+    redrive = sub.add_parser(
+        "redrive",
+        help="put over-budget or invalid records back on the raw topic",
+        description="Read <pipeline>.over-budget or <pipeline>.invalid and produce each "
+        "record's document back to the raw topic as a JSON envelope, same key, with lineage "
+        "headers (streams.redrive-of, streams.redrive-reason, streams.redrive-at).",
+    )
+    redrive.add_argument("pipeline")
+    _config_arg(redrive)
+    redrive.add_argument("--bootstrap", help="override kafka.bootstrap_servers")
+    redrive.add_argument("--from", dest="source", required=True, choices=["over-budget", "invalid"])
+    redrive.add_argument("--since", type=_datetime, help="only records written at/after T")
+    redrive.set_defaults(func=_redrive)
+
     schemas = sub.add_parser(
         "schemas",
         help="generate or check the Avro schemas under avro/",
@@ -62,15 +105,68 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     schemas.set_defaults(func=_schemas)
 
 
+def _datetime(text: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time, e.g. 2026-11-25T18:00:00+00:00"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _partition_offset(text: str) -> tuple[int, int]:
+    try:
+        part, off = text.split(":")
+        return int(part), int(off)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not PARTITION:OFFSET, e.g. 0:42") from None
+
+
+def _settings_for(args: argparse.Namespace) -> Settings:
+    from streams.settings import load_settings
+
+    overrides: dict[str, Any] = {}
+    if getattr(args, "bootstrap", None):
+        overrides["kafka"] = {"bootstrap_servers": args.bootstrap}
+    return load_settings(args.config, **overrides)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from streams.replay import reset_offsets
+
+    settings = _settings_for(args)
+    pipeline = settings.pipeline(args.pipeline)
+    reset_offsets(
+        settings.kafka.bootstrap_servers,
+        f"{settings.kafka.group_prefix}.{pipeline.name}",
+        pipeline.input_topic,
+        to_earliest=args.to_earliest,
+        to_datetime=args.to_datetime,
+        to_offsets=dict(args.to_offset) if args.to_offset else None,
+    )
+    return 0
+
+
+def _redrive(args: argparse.Namespace) -> int:
+    from streams.replay import redrive
+
+    settings = _settings_for(args)
+    pipeline = settings.pipeline(args.pipeline)
+    result = redrive(
+        settings.kafka.bootstrap_servers,
+        pipeline.topic(args.source),
+        pipeline.input_topic,
+        since=args.since,
+    )
+    return 0 if result.skipped == 0 else 1
+
+
 def _run(args: argparse.Namespace) -> int:
     from streams.app import run_worker
     from streams.logs import configure_logging
-    from streams.settings import load_settings
 
-    overrides = {}
-    if args.bootstrap:
-        overrides["kafka"] = {"bootstrap_servers": args.bootstrap}
-    settings = load_settings(args.config, **overrides)
+    settings = _settings_for(args)
     settings.pipeline(args.pipeline)
     configure_logging(args.log_level)
 

@@ -262,26 +262,27 @@ class Extractor:
         last_error: OutputError | None,
     ) -> tuple[Completion, int]:
         """Reserve the worst-case cost of one call against the spend caps, call, settle."""
-        reserved = self.cost(self.estimate(messages), self.budgets.max_output_tokens)
+        worst = self.cost(self.estimate(messages), self.budgets.max_output_tokens)
+        reservation = None
         if self.spend is not None:
-            denied = await self.spend.reserve(scopes, reserved)
-            if denied is not None:
+            reservation = await self.spend.reserve(scopes, worst)
+            if reservation.denied is not None:
                 raise SpendCapExceeded(
-                    f"spend cap for {denied} reached for this window; no call made",
-                    budget=f"spend_cap:{denied}",
+                    f"spend cap for {reservation.denied} reached in this window; no call made",
+                    budget=f"spend_cap:{reservation.denied}",
                     limit=0.0,
-                    used=reserved,
+                    used=worst,
                     **self._history(ledger, last_error),
                 )
         try:
             completion, retries = await self._call(messages)
         except BaseException:
-            if self.spend is not None:
-                self.spend.settle(scopes, reserved, 0.0)
+            if self.spend is not None and reservation is not None:
+                self.spend.settle(reservation, 0.0)
             raise
-        if self.spend is not None:
+        if self.spend is not None and reservation is not None:
             self.spend.settle(
-                scopes, reserved, self.cost(completion.input_tokens, completion.output_tokens)
+                reservation, self.cost(completion.input_tokens, completion.output_tokens)
             )
         return completion, retries
 

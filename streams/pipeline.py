@@ -132,7 +132,7 @@ class Pipeline:
             "output_tokens": extraction.output_tokens,
             "cost_usd": extraction.cost_usd,
             "latency_ms": (time.perf_counter() - started) * 1000,
-            "cache_hit": False,
+            "cache_hit": extraction.cache_hit,
             "repairs": list(extraction.repairs),
             "source_topic": raw.topic,
             "source_partition": raw.partition,

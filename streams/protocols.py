@@ -7,11 +7,12 @@ in-memory ones. A fake here is a real object, never a ``MagicMock``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from streams.providers.base import Provider
 
-__all__ = ["Provider", "ResultCache", "SpendGuard"]
+__all__ = ["Provider", "Reservation", "ResultCache", "SpendGuard"]
 
 
 @runtime_checkable
@@ -23,14 +24,23 @@ class ResultCache(Protocol):
     async def put(self, key: str, value: bytes) -> None: ...
 
 
+@dataclass(frozen=True)
+class Reservation:
+    """A spend reservation. ``denied`` names the scope whose cap it would break."""
+
+    scopes: tuple[str, ...]
+    amount_usd: float
+    window: int
+    denied: str | None = None
+
+
 @runtime_checkable
 class SpendGuard(Protocol):
-    """Reserves spend before a model call and settles it afterwards.
+    """Reserves the worst-case cost of a model call before it, settles it after.
 
-    ``reserve`` returns ``None`` when the reservation fits every scope's cap,
-    or the name of the scope whose cap it would break (e.g. ``"tenant:acme"``).
+    Scopes are ``"pipeline"`` and, when the input names one, ``"tenant:<id>"``.
     """
 
-    async def reserve(self, scopes: tuple[str, ...], amount_usd: float) -> str | None: ...
+    async def reserve(self, scopes: tuple[str, ...], amount_usd: float) -> Reservation: ...
 
-    def settle(self, scopes: tuple[str, ...], reserved_usd: float, actual_usd: float) -> None: ...
+    def settle(self, reservation: Reservation, actual_usd: float) -> None: ...

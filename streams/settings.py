@@ -108,6 +108,16 @@ class BudgetSettings(_Group):
     """First backoff delay; doubles per retry, with full jitter."""
     backoff_max_s: float = Field(20.0, gt=0)
     """Upper bound on one backoff delay (a longer ``Retry-After`` is honoured up to this)."""
+    spend_cap_usd: float | None = Field(None, ge=0)
+    """Pipeline spend cap per window, across all workers of the group. Unset: no cap."""
+    tenant_spend_cap_usd: float | None = Field(None, ge=0)
+    """Default spend cap per tenant per window (for envelopes that name a tenant)."""
+    tenant_caps: dict[str, float] = Field(default_factory=dict)
+    """Per-tenant overrides of ``tenant_spend_cap_usd``."""
+    spend_window_s: int = Field(3600, ge=1)
+    """Length of the spend window in seconds (windows are aligned to the epoch)."""
+    spend_claim_usd: float | None = Field(None, gt=0)
+    """Budget a worker claims at a time from the shared cap (default: cap / 50)."""
 
 
 class RegistrySettings(_Group):
@@ -126,6 +136,12 @@ class WorkerSettings(_Group):
     """Wait before retrying a record after the provider was found unavailable."""
     metrics_port: int | None = None
     """Serve Prometheus metrics on this port (127.0.0.1); off when unset."""
+    exactly_once: bool = False
+    """Put outputs and input offsets in one Kafka transaction (read_committed consumers)."""
+    worker_id: str | None = None
+    """Stable id of this worker; in exactly-once mode it names the transactional id."""
+    cache: bool = True
+    """Use the Kafka-backed result cache (topic ``<pipeline>.cache``)."""
 
 
 class PipelineSettings(_Group):

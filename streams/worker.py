@@ -19,14 +19,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, KafkaError, ProducerFenced
 
 from streams.envelope import RawRecord
 from streams.errors import Route
@@ -34,12 +35,21 @@ from streams.metrics import Metrics
 from streams.offsets import KeyedChains, OffsetTracker
 from streams.pipeline import Outcome, Pipeline
 from streams.settings import Settings
+from streams.state.admin import TopicSpec, ensure_topics, partition_count
 
 __all__ = ["CircuitBreaker", "Worker", "WorkerStats"]
 
 log = logging.getLogger("streams.worker")
 
 OutcomeHook = Callable[[RawRecord, Outcome], None]
+
+
+class Resource(Protocol):
+    """Something the worker starts before consuming and stops after (cache, spend log)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 @dataclass
@@ -96,6 +106,7 @@ class Worker:
         *,
         metrics: Metrics | None = None,
         on_outcome: OutcomeHook | None = None,
+        resources: tuple[Resource, ...] = (),
         drain_timeout_s: float = 60.0,
     ) -> None:
         self.settings = settings
@@ -103,6 +114,9 @@ class Worker:
         self.metrics = metrics or Metrics()
         self.on_outcome = on_outcome
         self.drain_timeout_s = drain_timeout_s
+        self.resources = resources
+        self.exactly_once = settings.worker.exactly_once
+        self.worker_id = settings.worker.worker_id or f"{os.getpid()}"
         self.group_id = f"{settings.kafka.group_prefix}.{pipeline.name}"
         self.stats = WorkerStats()
         self.breaker = CircuitBreaker(settings.worker.pause_backoff_s)
@@ -113,6 +127,9 @@ class Worker:
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._paused = False
+        # Exactly-once mode: finished outcomes wait here for the next transaction.
+        self._finished: dict[TopicPartition, dict[int, tuple[RawRecord, Outcome]]] = {}
+        self._txn_lock = asyncio.Lock()
         self.ready = asyncio.Event()
 
     # -- lifecycle --------------------------------------------------------------------
@@ -120,12 +137,18 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then drain in-flight records and commit."""
         kafka = self.settings.kafka
+        await self._ensure_output_topics()
+        producer_opts: dict[str, Any] = {}
+        if self.exactly_once:
+            # A stable transactional id fences a zombie predecessor after a restart.
+            producer_opts["transactional_id"] = f"{self.group_id}.{self.worker_id}"
         self._producer = AIOKafkaProducer(
             bootstrap_servers=kafka.bootstrap_servers,
             client_id=f"{kafka.client_id}.{self.pipeline.name}",
             enable_idempotence=True,
             acks="all",
             linger_ms=5,
+            **producer_opts,
         )
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=kafka.bootstrap_servers,
@@ -136,19 +159,33 @@ class Worker:
             isolation_level="read_committed",
             max_poll_records=500,
         )
-        await self._producer.start()
+        started: list[Resource] = []
         try:
+            for resource in self.resources:
+                await resource.start()
+                started.append(resource)
+            await self._producer.start()
             await self._consumer.start()
-            try:
-                self._consumer.subscribe(
-                    [self.pipeline.settings.input_topic], listener=_Rebalance(self)
-                )
-                await self._loop(stop)
-                await self.drain(set(self._tasks), timeout=self.drain_timeout_s)
-            finally:
-                await self._consumer.stop()
+            self._consumer.subscribe(
+                [self.pipeline.settings.input_topic], listener=_Rebalance(self)
+            )
+            await self._loop(stop)
+            await self.drain(set(self._tasks), timeout=self.drain_timeout_s)
         finally:
+            await self._consumer.stop()
             await self._producer.stop()
+            for resource in reversed(started):
+                await resource.stop()
+
+    async def _ensure_output_topics(self) -> None:
+        """Create the four output topics with the input topic's partition count."""
+        bootstrap = self.settings.kafka.bootstrap_servers
+        parts = await partition_count(bootstrap, self.pipeline.settings.input_topic)
+        routes = [r for r in Route if r is not Route.PAUSE]
+        await ensure_topics(
+            bootstrap,
+            [TopicSpec(self.pipeline.settings.topic(r.value), parts or -1) for r in routes],
+        )
 
     async def _loop(self, stop: asyncio.Event) -> None:
         assert self._consumer is not None
@@ -219,14 +256,14 @@ class Worker:
                     outcome = await self._process(raw)
             finally:
                 self.metrics.in_flight.labels(self.pipeline.name).dec()
-            await self._deliver(outcome)
-            self._tracker.done(tp, raw.offset)
-            self.stats.produced[outcome.route.value] = (
-                self.stats.produced.get(outcome.route.value, 0) + 1
-            )
-            self.metrics.records_out.labels(self.pipeline.name, outcome.route.value).inc()
-            if self.on_outcome is not None:
-                self.on_outcome(raw, outcome)
+            if self.exactly_once:
+                # Produced later, inside the transaction that also commits its offset.
+                self._finished.setdefault(tp, {})[raw.offset] = (raw, outcome)
+                self._tracker.done(tp, raw.offset)
+            else:
+                await self._deliver(outcome)
+                self._tracker.done(tp, raw.offset)
+                self._delivered(raw, outcome)
         finally:
             self._chains.release(chain_key, mine)
 
@@ -245,6 +282,13 @@ class Worker:
                 self.breaker.cool_off_s,
                 outcome.reason,
             )
+
+    def _delivered(self, raw: RawRecord, outcome: Outcome) -> None:
+        route = outcome.route.value
+        self.stats.produced[route] = self.stats.produced.get(route, 0) + 1
+        self.metrics.records_out.labels(self.pipeline.name, route).inc()
+        if self.on_outcome is not None:
+            self.on_outcome(raw, outcome)
 
     async def _deliver(self, outcome: Outcome) -> None:
         assert self._producer is not None
@@ -279,6 +323,9 @@ class Worker:
         }
         if not offsets:
             return
+        if self.exactly_once:
+            await self._commit_transaction(offsets)
+            return
         try:
             await self._consumer.commit(offsets)
         except (CommitFailedError, KafkaError) as exc:
@@ -286,6 +333,38 @@ class Worker:
             return
         self._tracker.mark_committed(dict(offsets))
         self.stats.commits += 1
+
+    async def _commit_transaction(self, offsets: dict[TopicPartition, int]) -> None:
+        """Produce finished outcomes below each commit point and commit offsets atomically."""
+        assert self._producer is not None
+        async with self._txn_lock:
+            batch = [
+                (tp, off, pair)
+                for tp, below in offsets.items()
+                for off, pair in sorted(self._finished.get(tp, {}).items())
+                if off < below
+            ]
+            try:
+                async with self._producer.transaction():
+                    for _tp, _off, (_raw, outcome) in batch:
+                        await self._producer.send(
+                            outcome.topic,
+                            outcome.value,
+                            key=outcome.key,
+                            headers=list(outcome.headers),
+                        )
+                    await self._producer.send_offsets_to_transaction(offsets, self.group_id)
+            except ProducerFenced:
+                log.error("producer fenced by a newer instance of this worker; stopping")
+                raise
+            except KafkaError as exc:
+                log.warning("transaction aborted (%s); will retry on the next interval", exc)
+                return
+            for tp, off, (raw, outcome) in batch:
+                self._finished[tp].pop(off, None)
+                self._delivered(raw, outcome)
+            self._tracker.mark_committed(dict(offsets))
+            self.stats.commits += 1
 
     async def drain(self, tps: set[TopicPartition], timeout: float | None = None) -> None:
         """Finish (or, past ``timeout``, cancel) in-flight work of ``tps``; commit them."""
@@ -301,3 +380,4 @@ class Worker:
         for tp in tps:
             self._tracker.forget(tp)
             self._tasks.pop(tp, None)
+            self._finished.pop(tp, None)

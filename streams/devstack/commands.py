@@ -1,7 +1,8 @@
-"""``streams dev up|down|status``: one long-lived local Kafka for development.
+"""``streams dev up|down|status``: a long-lived local Kafka and Schema Registry.
 
-The broker outlives the command; its PID, bootstrap address and data dir are kept in
-``<cache-dir>/dev/kafka.json``, which is how ``down`` and ``status`` find it again.
+Both outlive the command. Their PIDs and addresses are kept in
+``<cache-dir>/dev/kafka.json`` and ``<cache-dir>/dev/registry.json``, which is how
+``down`` and ``status`` find them again.
 """
 
 from __future__ import annotations
@@ -13,6 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from streams.devstack.kafka import KAFKA_VERSION, dev_down, dev_status, dev_up
+from streams.devstack.registry import (
+    APICURIO_VERSION,
+    dev_registry_down,
+    dev_registry_status,
+    dev_registry_up,
+)
 from streams.errors import ConfigError
 from streams.settings import default_cache_dir
 
@@ -21,46 +28,64 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add the ``dev`` command and its ``up``, ``down`` and ``status`` subcommands."""
     dev = subparsers.add_parser(
         "dev",
-        help="run a local Kafka broker for development (no Docker)",
+        help="run a local Kafka broker and Schema Registry for development (no Docker)",
         description=(
-            f"Run a single-node Apache Kafka {KAFKA_VERSION} broker (KRaft) on 127.0.0.1, "
-            "from jars that Maven fetches once into the cache dir. Needs `java` (17+) and, "
-            "on first use, `mvn`."
+            f"Run a single-node Apache Kafka {KAFKA_VERSION} broker (KRaft) and an Apicurio "
+            f"Registry {APICURIO_VERSION} Schema Registry (Confluent-compatible API, schemas "
+            "kept in memory) on 127.0.0.1, from jars that Maven fetches and builds once into "
+            "the cache dir. Needs `java` (17+) and, on first use, `mvn`."
         ),
     )
     commands = dev.add_subparsers(dest="dev_command", metavar="{up,down,status}", required=True)
 
     up = commands.add_parser(
         "up",
-        help="start the broker in the background (or report the running one)",
+        help="start the broker and the registry in the background (or report running ones)",
         description=(
-            "Start the broker detached from this shell and wait until it serves metadata. "
-            "If one is already running, report it instead of starting another."
+            "Start the broker, then the Schema Registry, detached from this shell, and wait "
+            "until each answers. Whatever is already running is reported, not started twice."
         ),
     )
     up.add_argument(
         "--port",
         type=_port,
         default=None,
-        help="client port on 127.0.0.1 (default: the previous run's port if free, else any)",
+        help="Kafka client port on 127.0.0.1 (default: the previous run's port if free, else any)",
+    )
+    up.add_argument(
+        "--registry-port",
+        type=_port,
+        default=None,
+        metavar="PORT",
+        help="Schema Registry HTTP port (default: the previous run's port if free, else any)",
+    )
+    up.add_argument(
+        "--no-registry",
+        dest="registry",
+        action="store_false",
+        help="start only Kafka",
     )
     _add_common(up)
     up.set_defaults(func=_up)
 
     down = commands.add_parser(
         "down",
-        help="stop the broker started by `dev up`",
-        description="Stop the broker recorded by `dev up`, by its PID. Its data is kept.",
+        help="stop the broker and the registry started by `dev up`",
+        description=(
+            "Stop the Schema Registry and the broker recorded by `dev up`, by their PIDs. "
+            "The broker's data is kept; the registry's schemas are lost."
+        ),
     )
     _add_common(down, json_flag=False)
     down.set_defaults(func=_down)
 
     status = commands.add_parser(
         "status",
-        help="show whether the broker runs, and where",
+        help="show whether the broker and the registry run, and where",
         description=(
-            "Print the running broker's bootstrap address, PID and data dir. "
-            "Exits 3 when no broker runs."
+            "Print the broker's bootstrap address and the Schema Registry's URL, with their "
+            "PIDs and logs. Exits 3 when the broker is not running (the registry is optional: "
+            "see `dev up --no-registry`)."
         ),
     )
     _add_common(status)
@@ -72,11 +97,13 @@ def _add_common(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> N
         "--cache-dir",
         type=Path,
         default=None,
-        help="jars, broker data and state file (default: $STREAMS_CACHE_DIR or ./.cache)",
+        help="jars, broker data and state files (default: $STREAMS_CACHE_DIR or ./.cache)",
     )
     if json_flag:
         parser.add_argument(
-            "--json", action="store_true", help="print the broker's state as JSON on stdout"
+            "--json",
+            action="store_true",
+            help='print {"kafka": ..., "registry": ...} as JSON on stdout (null: not running)',
         )
 
 
@@ -100,47 +127,76 @@ def _progress(message: str) -> None:
 
 
 def _error(exc: ConfigError) -> int:
-    print(f"error: {exc}", file=sys.stderr)
+    lines = exc.message.splitlines()
+    log = exc.context.get("log")
+    if len(lines) > 1 and log is not None:
+        # A start-up failure carries the log's tail for tracebacks; here, point at the file.
+        print(f"error: {lines[0].rstrip(':')} (log: {log})", file=sys.stderr)
+    else:
+        print(f"error: {exc}", file=sys.stderr)
     return 1
 
 
-def _describe(state: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(state, indent=2))
-        return
-    print(f"bootstrap: {state['bootstrap']}")
-    print(f"pid:       {state['pid']}")
-    print(f"data dir:  {state['data_dir']}")
-    print(f"log:       {state['log']}")
+def _describe(kafka: dict[str, Any] | None, registry: dict[str, Any] | None) -> None:
+    if kafka is None:
+        print("kafka:         not running")
+    else:
+        print(f"bootstrap:     {kafka['bootstrap']}")
+        print(f"kafka pid:     {kafka['pid']}")
+        print(f"kafka data:    {kafka['data_dir']}")
+        print(f"kafka log:     {kafka['log']}")
+    if registry is None:
+        print("registry:      not running")
+    else:
+        print(f"registry url:  {registry['url']}")
+        print(f"registry pid:  {registry['pid']}")
+        print(f"registry log:  {registry['log']}")
+
+
+def _print_json(kafka: dict[str, Any] | None, registry: dict[str, Any] | None) -> None:
+    print(json.dumps({"kafka": kafka, "registry": registry}, indent=2))
 
 
 def _up(args: argparse.Namespace) -> int:
+    cache_dir = _cache_dir(args)
     try:
-        state = dev_up(_cache_dir(args), args.port, _progress)
+        kafka = dev_up(cache_dir, args.port, _progress)
+        if kafka["already_running"] and not args.json:
+            _progress(f"Kafka is already running (pid {kafka['pid']})")
+        registry = None
+        if args.registry:
+            registry = dev_registry_up(cache_dir, args.registry_port, _progress)
+            if registry["already_running"] and not args.json:
+                _progress(f"The Schema Registry is already running (pid {registry['pid']})")
     except ConfigError as exc:
         return _error(exc)
-    if state["already_running"] and not args.json:
-        _progress(f"Kafka is already running (pid {state['pid']})")
-    _describe(state, args.json)
+    if args.json:
+        _print_json(kafka, registry)
+    else:
+        _describe(kafka, registry)
     return 0
 
 
 def _down(args: argparse.Namespace) -> int:
+    cache_dir = _cache_dir(args)
     try:
-        stopped = dev_down(_cache_dir(args))
+        registry_stopped = dev_registry_down(cache_dir)
+        print("Schema Registry stopped" if registry_stopped else "Schema Registry was not running")
+        kafka_stopped = dev_down(cache_dir)
+        print("Kafka stopped" if kafka_stopped else "Kafka was not running")
     except ConfigError as exc:
         return _error(exc)
-    print("Kafka stopped" if stopped else "Kafka was not running")
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
-    state = dev_status(_cache_dir(args))
-    if state is None:
-        if args.json:
-            print("null")
-        else:
-            print("Kafka is not running (start it with `streams dev up`)")
-        return 3
-    _describe(state, args.json)
-    return 0
+    cache_dir = _cache_dir(args)
+    kafka = dev_status(cache_dir)
+    registry = dev_registry_status(cache_dir)
+    if args.json:
+        _print_json(kafka, registry)
+    else:
+        _describe(kafka, registry)
+        if kafka is None:
+            print("(start them with `streams dev up`)")
+    return 3 if kafka is None else 0

@@ -1,0 +1,198 @@
+"""A normalised view of a text that maps every character back to the original.
+
+Matching runs on the view: HTML markup stripped, entities decoded, case folded,
+Latin accents and typographic punctuation folded, whitespace collapsed. Spans are
+reported in the original text, so a consumer can highlight what the source said.
+
+    >>> v = build_view("Fenwick &amp; Hart")
+    >>> v.text
+    'fenwick & hart'
+    >>> v.original(8, 9)   # the "&" came from the five characters of "&amp;"
+    (8, 13)
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+__all__ = ["LooseView", "TextView", "build_view", "fold", "loose_view"]
+
+# Tags that only style text. Removing them must not split a word ("<b>INV</b>-7").
+# A block of names reads like the HTML spec; a 90-item list literal would not.
+_INLINE_TAGS = frozenset(
+    """
+    a abbr b bdi bdo cite code data del em font i ins kbd mark q s samp small span strike
+    strong sub sup time tt u var wbr
+    """.split()  # noqa: SIM905
+)
+# Tags that separate text. Any other <name> is kept as text: e-mail headers write
+# addresses as <name@host>, and a made-up <document> wrapper is not HTML either.
+_BLOCK_TAGS = frozenset(
+    """
+    address article aside base blockquote body br button caption center col colgroup dd
+    details div dl dt fieldset figcaption figure footer form h1 h2 h3 h4 h5 h6 head header
+    hr html iframe img input label legend li link main meta nav noscript ol option p pre
+    script section select style summary table tbody td textarea tfoot th thead title tr ul
+    """.split()  # noqa: SIM905
+)
+# Their content is code, not text; its numbers must not ground anything.
+_DROP_CONTENT = frozenset({"script", "style"})
+
+_MARKUP = re.compile(
+    r"<!--.*?-->"
+    r"|<![a-zA-Z][^<>]*>"
+    r"|<(?P<close>/?)(?P<tag>[a-zA-Z][a-zA-Z0-9]*)(?:\s[^<>]*)?/?>"
+    r"|(?P<entity>&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[a-zA-Z][a-zA-Z0-9]*);)",
+    re.DOTALL,
+)
+
+_PUNCTUATION = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201a": "'",
+        "\u201b": "'",
+        "\u2032": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u201e": '"',
+        "\u201f": '"',
+        "\u2033": '"',
+        "\u00ab": '"',
+        "\u00bb": '"',
+        "\u2010": "-",
+        "\u2011": "-",
+        "\u2012": "-",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2015": "-",
+        "\u2212": "-",
+    }
+)
+
+# OCR confuses these glyphs; the loose view folds each group to one character.
+_OCR_CONFUSIONS = str.maketrans({"0": "o", "1": "l", "i": "l"})
+
+
+@lru_cache(maxsize=8192)
+def _fold_char(ch: str) -> str:
+    ch = ch.translate(_PUNCTUATION)
+    decomposed = unicodedata.normalize("NFKD", ch)
+    # Accents are dropped from Latin letters only: on kana the combining marks
+    # (dakuten) tell different syllables apart.
+    latin = bool(decomposed) and ord(decomposed[0]) < 0x250
+    base = decomposed if latin else unicodedata.normalize("NFKC", ch)
+    out = []
+    for c in base.casefold():
+        category = unicodedata.category(c)
+        if category == "Cf" or (latin and category == "Mn"):
+            continue
+        out.append(" " if c.isspace() else c)
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class TextView:
+    """Folded text plus, for each of its characters, the original range it came from."""
+
+    text: str
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
+
+    def original(self, start: int, end: int) -> tuple[int, int]:
+        """The original ``[start, end)`` range behind view range ``[start, end)``."""
+        return self.starts[start], self.ends[end - 1]
+
+
+@dataclass(frozen=True)
+class LooseView:
+    """Only the letters and digits of a view, OCR confusions folded; ``index`` maps back."""
+
+    text: str
+    index: tuple[int, ...]
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.chars: list[str] = []
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+
+    def emit(self, text: str, start: int, end: int) -> None:
+        for c in "".join(map(_fold_char, text)):
+            if c == " ":
+                self.space(start, end)
+            else:
+                self.chars.append(c)
+                self.starts.append(start)
+                self.ends.append(end)
+
+    def space(self, start: int, end: int) -> None:
+        if not self.chars:
+            return
+        if self.chars[-1] == " ":
+            # A collapsed run keeps its whole extent, so a number parser can tell one
+            # thousands-separating space from a gap between table columns.
+            self.ends[-1] = end
+            return
+        self.chars.append(" ")
+        self.starts.append(start)
+        self.ends.append(end)
+
+    def view(self) -> TextView:
+        if self.chars and self.chars[-1] == " ":
+            del self.chars[-1], self.starts[-1], self.ends[-1]
+        return TextView("".join(self.chars), tuple(self.starts), tuple(self.ends))
+
+
+def build_view(source: str, *, markup: bool = True) -> TextView:
+    """Fold ``source``; with ``markup``, strip known HTML tags and decode entities."""
+    out = _Builder()
+    pos = 0
+    matches = _MARKUP.finditer(source) if markup else iter(())
+    for m in matches:
+        if m.start() < pos:  # inside a dropped <script>/<style> body
+            continue
+        for i in range(pos, m.start()):
+            out.emit(source[i], i, i + 1)
+        pos = m.end()
+        entity, tag = m.group("entity"), (m.group("tag") or "").lower()
+        if entity:
+            decoded = html.unescape(entity)
+            out.emit(decoded if decoded != entity else entity, m.start(), m.end())
+        elif tag in _INLINE_TAGS:
+            continue
+        elif tag and tag not in _BLOCK_TAGS:
+            for i in range(m.start(), m.end()):
+                out.emit(source[i], i, i + 1)
+        else:
+            end = m.end()
+            if tag in _DROP_CONTENT and not m.group("close"):
+                closing = re.compile(rf"</{tag}\s*>", re.IGNORECASE).search(source, end)
+                end = closing.end() if closing else len(source)
+                pos = end
+            out.space(m.start(), end)
+    for i in range(pos, len(source)):
+        out.emit(source[i], i, i + 1)
+    return out.view()
+
+
+def fold(text: str) -> str:
+    """The view text of a plain value (no markup handling), for comparing with a view."""
+    return build_view(text, markup=False).text
+
+
+def loose_view(view: TextView | str) -> LooseView:
+    """Letters and digits only, OCR look-alikes folded: "N0RTHWIND TRAD ING" ~ "northwinding"."""
+    text = view.text if isinstance(view, TextView) else view
+    chars: list[str] = []
+    index: list[int] = []
+    for i, c in enumerate(text):
+        if c.isalnum():
+            chars.append(c.translate(_OCR_CONFUSIONS))
+            index.append(i)
+    return LooseView("".join(chars), tuple(index))

@@ -1,0 +1,95 @@
+"""Create the topics a pipeline needs, if they are missing.
+
+Uses confluent-kafka's admin client because it accepts -1 for "broker default"
+partitions and replication factor, which aiokafka's does not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from aiokafka import TopicPartition
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from streams.errors import StateStoreError
+
+__all__ = ["TopicSpec", "ensure_topics", "partition_count", "topic_partitions"]
+
+log = logging.getLogger("streams.state.admin")
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int = -1
+    replication_factor: int = -1
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def _ensure(bootstrap: str, specs: list[TopicSpec]) -> list[str]:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    existing = set(admin.list_topics(timeout=15).topics)
+    wanted = [s for s in specs if s.name not in existing]
+    if not wanted:
+        return []
+    futures = admin.create_topics(
+        [
+            NewTopic(
+                s.name,
+                num_partitions=s.partitions,
+                replication_factor=s.replication_factor,
+                config=dict(s.config),
+            )
+            for s in wanted
+        ],
+        operation_timeout=15,
+    )
+    created = []
+    for name, fut in futures.items():
+        try:
+            fut.result(timeout=30)
+            created.append(name)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue  # another worker won the race
+            raise StateStoreError(f"could not create topic {name}: {exc}") from exc
+    return created
+
+
+async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> None:
+    """Create each missing topic (broker defaults for -1). Existing topics are left alone."""
+    created = await asyncio.to_thread(_ensure, bootstrap, list(specs))
+    if created:
+        log.info("created topics %s", created)
+
+
+def _count(bootstrap: str, topic: str) -> int:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    meta = admin.list_topics(topic, timeout=15).topics.get(topic)
+    if meta is None or meta.error is not None:
+        return 0
+    return len(meta.partitions)
+
+
+async def partition_count(bootstrap: str, topic: str) -> int:
+    """Partitions of ``topic``, or 0 if it does not exist (yet)."""
+    return await asyncio.to_thread(_count, bootstrap, topic)
+
+
+async def topic_partitions(
+    bootstrap: str, topic: str, timeout_s: float = 30.0
+) -> list[TopicPartition]:
+    """The partitions of ``topic``, waiting for a just-created topic to show up."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        count = await partition_count(bootstrap, topic)
+        if count:
+            return [TopicPartition(topic, p) for p in range(count)]
+        if asyncio.get_running_loop().time() > deadline:
+            raise StateStoreError(f"topic {topic} has no partitions after {timeout_s:.0f}s")
+        await asyncio.sleep(0.2)

@@ -1,0 +1,133 @@
+"""A key/value table mirrored from a compacted Kafka topic (a changelog, like a faust table).
+
+Every worker loads the whole topic at start-up and then follows it, so a value
+written by one worker is seen by the others, and a restart loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from streams.errors import StateStoreError
+from streams.state.admin import TopicSpec, ensure_topics, topic_partitions
+
+__all__ = ["KafkaTable"]
+
+log = logging.getLogger("streams.state.table")
+
+
+class KafkaTable:
+    """``get`` is a dict lookup; ``put`` is acknowledged by the broker before it returns."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        *,
+        partitions: int = 6,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.partitions = partitions
+        self._data: dict[str, bytes] = {}
+        self._progress = progress
+        self._producer: AIOKafkaProducer | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._follower: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def get(self, key: str) -> bytes | None:
+        return self._data.get(key)
+
+    async def put(self, key: str, value: bytes) -> None:
+        if self._producer is None:
+            raise StateStoreError(f"table {self.topic} is not started")
+        try:
+            await self._producer.send_and_wait(self.topic, value, key=key.encode())
+        except KafkaError as exc:
+            raise StateStoreError(f"write to {self.topic} failed: {exc}") from exc
+        self._data[key] = value
+
+    async def start(self) -> None:
+        """Create the topic if needed, load it to the end, then follow it."""
+        await ensure_topics(
+            self.bootstrap,
+            [TopicSpec(self.topic, self.partitions, config={"cleanup.policy": "compact"})],
+        )
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap, enable_idempotence=True, acks="all"
+        )
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            group_id=None,
+            auto_offset_reset="earliest",
+        )
+        try:
+            await self._producer.start()
+            await self._consumer.start()
+            await self._load()
+        except BaseException:
+            await self.stop()
+            raise
+        self._follower = asyncio.create_task(self._follow())
+
+    async def _load(self) -> None:
+        assert self._consumer is not None
+        tps = await topic_partitions(self.bootstrap, self.topic)
+        self._consumer.assign(tps)
+        await self._consumer.seek_to_beginning(*tps)
+        end = await self._consumer.end_offsets(tps)
+        loaded = 0
+        while True:
+            behind = [tp for tp in tps if await self._consumer.position(tp) < end[tp]]
+            if not behind:
+                break
+            loaded += self._apply(await self._consumer.getmany(*behind, timeout_ms=500))
+            if self._progress and loaded and loaded % 10_000 < 500:
+                self._progress(f"{self.topic}: loaded {loaded} entries")
+        log.info("table %s loaded: %d keys", self.topic, len(self._data))
+
+    def _apply(self, batches: dict[TopicPartition, list[object]]) -> int:
+        n = 0
+        for records in batches.values():
+            for rec in records:
+                key = getattr(rec, "key", None)
+                if key is None:
+                    continue
+                value = getattr(rec, "value", None)
+                k = key.decode()
+                if value is None:
+                    self._data.pop(k, None)
+                else:
+                    self._data[k] = value
+                n += 1
+        return n
+
+    async def _follow(self) -> None:
+        assert self._consumer is not None
+        while True:
+            try:
+                self._apply(await self._consumer.getmany(timeout_ms=1000))
+            except KafkaError as exc:
+                log.warning("following %s failed (%s); retrying", self.topic, exc)
+                await asyncio.sleep(1.0)
+
+    async def stop(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follower
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
