@@ -7,8 +7,8 @@ Usage::
     grounding = ground(invoice, text, skip=["line_items[*].amount"])
     grounding.coverage            # 0.96: found / considered
     grounding.missing()           # ["tax"]
-    span = grounding.fields[0].span
-    text[span.start : span.end]   # "ACME INDUSTRIAL SUPPLY CO." for vendor "Acme Industrial ..."
+    total = next(f for f in grounding.fields if f.path == "total")
+    text[total.span.start : total.span.end]   # "4.346,12" for total Decimal("4346.12")
     errors = check_required(grounding, contract.grounding_required)
 
 Every leaf of the record (str, int, Decimal, float, date, enum; nested models,

@@ -169,8 +169,8 @@ class Document:
         return method, sorted({self.view.original(s, e) for s, e in view_ranges})
 
 
-# Ordered: bool is an int and datetime is a date, so the narrower types come first
-# (bools never reach here; the caller skips them).
+# First isinstance match wins. Bools (ints too) never get here: ground() skips them,
+# because a yes/no is rarely printed as such. Anything else is grounded as its str().
 _FINDERS: Final[
     tuple[tuple[type | tuple[type, ...], Callable[[Document, Any], Found | None]], ...]
 ] = (

@@ -62,6 +62,13 @@ def consume_all(bootstrap: str, topics: Iterable[str], *, timeout: float = 30.0)
         while remaining and time.monotonic() < deadline:
             msg = consumer.poll(0.5)
             if msg is None:
+                # Transaction markers occupy offsets but are never delivered: compare positions.
+                positions = consumer.position(
+                    [TopicPartition(t, p) for (t, p) in remaining]
+                )
+                for tp in positions:
+                    if tp.offset >= remaining.get((tp.topic, tp.partition), 1 << 62):
+                        remaining.pop((tp.topic, tp.partition), None)
                 continue
             if msg.error():
                 if msg.error().code() == KafkaError._PARTITION_EOF:
