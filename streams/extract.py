@@ -35,6 +35,7 @@ from streams.errors import (
     FieldError,
     MalformedOutput,
     OutputError,
+    ProviderRejected,
     ProviderTransient,
     ProviderUnavailable,
     RetryTokensExhausted,
@@ -98,6 +99,7 @@ class Extraction:
     model_reported: str
     last_output: str
     cache_hit: bool = False
+    statuses: tuple[str, ...] = ()
 
 
 @dataclass
@@ -106,6 +108,7 @@ class _Ledger:
     input_tokens: int = 0
     output_tokens: int = 0
     latency_ms: float = 0.0
+    statuses: list[str] = field(default_factory=list)
 
     @property
     def tokens(self) -> int:
@@ -159,6 +162,8 @@ class Extractor:
         self.schema_name = f"{contract.name}_v{contract.version}"
         self.cache = cache
         self.spend = spend
+        #: Called with True/False on every cache lookup (hit/miss); the worker counts them.
+        self.on_cache_lookup: Callable[[bool], None] | None = None
         self.temperature = temperature
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -194,6 +199,8 @@ class Extractor:
         key = self.cache_key(document)
         if self.cache is not None:
             hit = self.cache.get(key)
+            if self.on_cache_lookup is not None:
+                self.on_cache_lookup(hit is not None)
             if hit is not None:
                 cached = self._from_cache(hit)
                 if cached is not None:
@@ -235,6 +242,7 @@ class Extractor:
                 latency_ms=ledger.latency_ms,
                 model_reported=completion.model_reported,
                 last_output=completion.text,
+                statuses=tuple(ledger.statuses),
             )
             await self._store(key, extraction)
             return extraction
@@ -252,6 +260,7 @@ class Extractor:
             "input_tokens": ledger.input_tokens,
             "output_tokens": ledger.output_tokens,
             "cost_usd": self.cost(ledger.input_tokens, ledger.output_tokens),
+            "statuses": tuple(ledger.statuses),
         }
 
     async def _paid_call(
@@ -275,7 +284,7 @@ class Extractor:
                     **self._history(ledger, last_error),
                 )
         try:
-            completion, retries = await self._call(messages)
+            completion, retries = await self._call(messages, ledger.statuses)
         except BaseException:
             if self.spend is not None and reservation is not None:
                 self.spend.settle(reservation, 0.0)
@@ -363,7 +372,10 @@ class Extractor:
             transient_retries=retries,
         )
 
-    async def _call(self, messages: tuple[ChatMessage, ...]) -> tuple[Completion, int]:
+    async def _call(
+        self, messages: tuple[ChatMessage, ...], statuses: list[str]
+    ) -> tuple[Completion, int]:
+        """One attempt: call, retrying transient errors. Appends each request's status."""
         request = CompletionRequest(
             messages=messages,
             schema_name=self.schema_name,
@@ -376,15 +388,22 @@ class Extractor:
             started = time.perf_counter()
             try:
                 completion = await self.provider.complete(request)
+            except ProviderRejected as exc:
+                statuses.append(str(exc.status or "rejected"))
+                exc.context["statuses"] = tuple(statuses)
+                raise
             except ProviderTransient as exc:
+                statuses.append(str(exc.status or "transport"))
                 if retries >= self.budgets.transient_retries:
                     raise ProviderUnavailable(
                         f"provider still failing after {retries + 1} tries: {exc.message}",
                         status=exc.status,
+                        statuses=tuple(statuses),
                     ) from exc
                 await self._sleep(self._backoff(retries, exc.retry_after))
                 retries += 1
                 continue
+            statuses.append("200")
             if completion.latency_s <= 0:
                 elapsed = time.perf_counter() - started
                 completion = Completion(

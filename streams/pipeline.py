@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from contracts.base import ContractVersion
@@ -52,7 +52,12 @@ class Outcome:
     attempts: int = 0
     cost_usd: float = 0.0
     error_type: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    attempt_log: tuple[Attempt, ...] = ()
+    request_statuses: tuple[str, ...] = ()
+    cache_hit: bool = False
+    input_tokens: int = 0
+    output_tokens: int = 0
+    coverage: float | None = None
 
 
 class Pipeline:
@@ -158,6 +163,7 @@ class Pipeline:
             ("streams.cost-usd", f"{extraction.cost_usd:.8f}".encode()),
             ("streams.input-sha256", document.sha256.encode()),
             ("streams.repairs", ",".join(extraction.repairs).encode()),
+            ("streams.cache-hit", b"true" if extraction.cache_hit else b"false"),
         ]
         return Outcome(
             route=Route.VALID,
@@ -169,6 +175,11 @@ class Pipeline:
             document_id=document.id,
             attempts=len(extraction.attempts),
             cost_usd=extraction.cost_usd,
+            attempt_log=extraction.attempts,
+            request_statuses=extraction.statuses,
+            cache_hit=extraction.cache_hit,
+            input_tokens=extraction.input_tokens,
+            output_tokens=extraction.output_tokens,
         )
 
     def _failed(
@@ -228,6 +239,10 @@ class Pipeline:
             attempts=len(attempts),
             cost_usd=float(ctx.get("cost_usd", 0.0)),
             error_type=type(exc).__name__,
+            attempt_log=attempts,
+            request_statuses=tuple(ctx.get("statuses", ())),
+            input_tokens=int(ctx.get("input_tokens", 0)),
+            output_tokens=int(ctx.get("output_tokens", 0)),
         )
 
 

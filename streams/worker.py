@@ -31,7 +31,7 @@ from aiokafka.errors import CommitFailedError, KafkaError, ProducerFenced
 
 from streams.envelope import RawRecord
 from streams.errors import Route
-from streams.metrics import Metrics
+from streams.metrics import Metrics, field_label
 from streams.offsets import KeyedChains, OffsetTracker
 from streams.pipeline import Outcome, Pipeline
 from streams.settings import Settings
@@ -119,6 +119,12 @@ class Worker:
         self.worker_id = settings.worker.worker_id or f"{os.getpid()}"
         self.group_id = f"{settings.kafka.group_prefix}.{pipeline.name}"
         self.stats = WorkerStats()
+        self._labels = (
+            pipeline.name,
+            pipeline.extractor.provider.name,
+            pipeline.extractor.provider.model,
+        )
+        pipeline.extractor.on_cache_lookup = self._cache_lookup
         self.breaker = CircuitBreaker(settings.worker.pause_backoff_s)
         self._tracker = OffsetTracker()
         self._chains = KeyedChains()
@@ -128,7 +134,7 @@ class Worker:
         self._producer: AIOKafkaProducer | None = None
         self._paused = False
         # Exactly-once mode: finished outcomes wait here for the next transaction.
-        self._finished: dict[TopicPartition, dict[int, tuple[RawRecord, Outcome]]] = {}
+        self._finished: dict[TopicPartition, dict[int, tuple[RawRecord, Outcome, float]]] = {}
         self._txn_lock = asyncio.Lock()
         self.ready = asyncio.Event()
 
@@ -250,20 +256,22 @@ class Worker:
         try:
             if previous is not None:
                 await asyncio.shield(previous)
+            started = time.monotonic()
             self.metrics.in_flight.labels(self.pipeline.name).inc()
             try:
                 async with self._slots:
                     outcome = await self._process(raw)
             finally:
                 self.metrics.in_flight.labels(self.pipeline.name).dec()
+            self._observe(outcome)
             if self.exactly_once:
                 # Produced later, inside the transaction that also commits its offset.
-                self._finished.setdefault(tp, {})[raw.offset] = (raw, outcome)
+                self._finished.setdefault(tp, {})[raw.offset] = (raw, outcome, started)
                 self._tracker.done(tp, raw.offset)
             else:
                 await self._deliver(outcome)
                 self._tracker.done(tp, raw.offset)
-                self._delivered(raw, outcome)
+                self._delivered(raw, outcome, started)
         finally:
             self._chains.release(chain_key, mine)
 
@@ -272,7 +280,12 @@ class Worker:
             await self.breaker.wait_closed()
             outcome = await self.pipeline.process(raw)
             if outcome.route is not Route.PAUSE:
+                if not self.breaker.is_open:
+                    self.metrics.circuit_open.labels(*self._labels[:2]).set(0)
                 return outcome
+            self.metrics.circuit_open.labels(*self._labels[:2]).set(1)
+            for status in outcome.request_statuses:
+                self.metrics.model_requests.labels(*self._labels, status).inc()
             # The provider is down: keep the record, stop fetching, try again later.
             self.stats.paused_retries += 1
             self.breaker.trip()
@@ -283,10 +296,36 @@ class Worker:
                 outcome.reason,
             )
 
-    def _delivered(self, raw: RawRecord, outcome: Outcome) -> None:
+    def _cache_lookup(self, hit: bool) -> None:
+        self.metrics.cache_lookups.labels(self.pipeline.name).inc()
+        if hit:
+            self.metrics.cache_hits.labels(self.pipeline.name).inc()
+
+    def _observe(self, outcome: Outcome) -> None:
+        """Per-record model metrics, from the outcome's attempt log."""
+        m, (pipe, provider, model) = self.metrics, self._labels
+        contract = self.pipeline.contract.ref
+        for status in outcome.request_statuses:
+            m.model_requests.labels(pipe, provider, model, status).inc()
+        for attempt in outcome.attempt_log:
+            m.attempts.labels(pipe).inc()
+            m.request_seconds.labels(pipe, provider, model).observe(attempt.latency_ms / 1000)
+            for err in attempt.errors:
+                m.validation_errors.labels(pipe, contract, field_label(err.path), err.type).inc()
+        m.tokens.labels(pipe, "input").inc(outcome.input_tokens)
+        m.tokens.labels(pipe, "output").inc(outcome.output_tokens)
+        m.cost.labels(pipe).inc(outcome.cost_usd)
+        m.record_cost.labels(pipe).observe(outcome.cost_usd)
+        if outcome.coverage is not None:
+            m.grounding.labels(pipe).observe(outcome.coverage)
+
+    def _delivered(self, raw: RawRecord, outcome: Outcome, started: float) -> None:
         route = outcome.route.value
         self.stats.produced[route] = self.stats.produced.get(route, 0) + 1
         self.metrics.records_out.labels(self.pipeline.name, route).inc()
+        self.metrics.record_seconds.labels(self.pipeline.name, route).observe(
+            time.monotonic() - started
+        )
         if self.on_outcome is not None:
             self.on_outcome(raw, outcome)
 
@@ -333,6 +372,21 @@ class Worker:
             return
         self._tracker.mark_committed(dict(offsets))
         self.stats.commits += 1
+        self._update_gauges(offsets)
+
+    def _update_gauges(self, offsets: dict[TopicPartition, int]) -> None:
+        assert self._consumer is not None
+        for tp, committed in offsets.items():
+            high = self._consumer.highwater(tp)
+            if high is not None:
+                self.metrics.lag.labels(self.pipeline.name, str(tp.partition)).set(
+                    max(0, high - committed)
+                )
+        spend = self.pipeline.extractor.spend
+        if spend is not None:
+            left = spend.remaining("pipeline")
+            if left is not None:
+                self.metrics.budget_remaining.labels(self.pipeline.name, "pipeline").set(left)
 
     async def _commit_transaction(self, offsets: dict[TopicPartition, int]) -> None:
         """Produce finished outcomes below each commit point and commit offsets atomically."""
@@ -346,7 +400,7 @@ class Worker:
             ]
             try:
                 async with self._producer.transaction():
-                    for _tp, _off, (_raw, outcome) in batch:
+                    for _tp, _off, (_raw, outcome, _started) in batch:
                         await self._producer.send(
                             outcome.topic,
                             outcome.value,
@@ -360,11 +414,12 @@ class Worker:
             except KafkaError as exc:
                 log.warning("transaction aborted (%s); will retry on the next interval", exc)
                 return
-            for tp, off, (raw, outcome) in batch:
+            for tp, off, (raw, outcome, started) in batch:
                 self._finished[tp].pop(off, None)
-                self._delivered(raw, outcome)
+                self._delivered(raw, outcome, started)
             self._tracker.mark_committed(dict(offsets))
             self.stats.commits += 1
+            self._update_gauges(offsets)
 
     async def drain(self, tps: set[TopicPartition], timeout: float | None = None) -> None:
         """Finish (or, past ``timeout``, cancel) in-flight work of ``tps``; commit them."""

@@ -102,6 +102,10 @@ class SpendLedger:
 
     # -- SpendGuard --------------------------------------------------------------------
 
+    def remaining(self, scope: str) -> float | None:
+        cap = self.caps.cap_for(scope)
+        return None if cap is None else max(0.0, cap - self.granted(scope))
+
     async def reserve(self, scopes: tuple[str, ...], amount_usd: float) -> Reservation:
         window = self.window()
         taken: list[str] = []
