@@ -41,6 +41,7 @@ class AvroWireEncoder:
         self.parsed = fastavro.parse_schema(self.schema_dict)
         self._registry = registry
         self._schema_id: int | None = None
+        self._has_grounding = any(f["name"] == "grounding" for f in self.schema_dict["fields"])
 
     @property
     def schema_id(self) -> int:
@@ -65,9 +66,13 @@ class AvroWireEncoder:
         self._schema_id = int(schema_id)
         return self._schema_id
 
-    def encode(self, record: Any, provenance: dict[str, Any]) -> bytes:
+    def encode(
+        self, record: Any, provenance: dict[str, Any], grounding: dict[str, Any] | None = None
+    ) -> bytes:
         datum = to_avro_datum(record)
         datum["provenance"] = {**provenance, "schema_id": self.schema_id}
+        if self._has_grounding:
+            datum["grounding"] = grounding
         buf = io.BytesIO()
         buf.write(struct.pack(">bI", _MAGIC, self.schema_id))
         try:

@@ -29,6 +29,7 @@ from contracts.base import ContractVersion
 from streams.budget import BudgetGate, estimate_tokens
 from streams.cache_key import CacheKeyParts, cache_key
 from streams.envelope import Document
+from streams.grounding import Grounding, check_required, ground
 from streams.errors import (
     AttemptsExhausted,
     ContractViolation,
@@ -100,6 +101,7 @@ class Extraction:
     last_output: str
     cache_hit: bool = False
     statuses: tuple[str, ...] = ()
+    grounding: Grounding | None = None
 
 
 @dataclass
@@ -202,7 +204,7 @@ class Extractor:
             if self.on_cache_lookup is not None:
                 self.on_cache_lookup(hit is not None)
             if hit is not None:
-                cached = self._from_cache(hit)
+                cached = self._from_cache(hit, document.text)
                 if cached is not None:
                     return cached
         scopes = ("pipeline",) + ((f"tenant:{document.tenant}",) if document.tenant else ())
@@ -225,7 +227,7 @@ class Extractor:
             ledger.output_tokens += completion.output_tokens
             ledger.latency_ms += completion.latency_s * 1000
             try:
-                record, repairs = self._accept(completion)
+                record, repairs, grounding = self._accept(completion, document)
             except OutputError as exc:
                 ledger.attempts.append(self._attempt(number, completion, exc, retries))
                 last_error = exc
@@ -243,6 +245,7 @@ class Extractor:
                 model_reported=completion.model_reported,
                 last_output=completion.text,
                 statuses=tuple(ledger.statuses),
+                grounding=grounding,
             )
             await self._store(key, extraction)
             return extraction
@@ -315,7 +318,7 @@ class Extractor:
         except StateStoreError as exc:
             log.warning("result cache write failed; continuing without it: %s", exc)
 
-    def _from_cache(self, value: bytes) -> Extraction | None:
+    def _from_cache(self, value: bytes, text: str | None = None) -> Extraction | None:
         try:
             data = json.loads(value)
             record = self.contract.model.model_validate_json(
@@ -336,9 +339,12 @@ class Extractor:
             model_reported=str(data.get("model_reported", "")),
             last_output="",
             cache_hit=True,
+            grounding=ground(record, text) if text is not None else None,
         )
 
-    def _accept(self, completion: Completion) -> tuple[BaseModel, tuple[str, ...]]:
+    def _accept(
+        self, completion: Completion, document: Document
+    ) -> tuple[BaseModel, tuple[str, ...], Grounding]:
         if completion.truncated:
             raise TruncatedOutput(
                 f"answer cut off (finish_reason={completion.finish_reason})",
@@ -346,7 +352,17 @@ class Extractor:
             )
         repaired = repair(completion.text, self.schema)
         record = validate(self.contract, repaired.value, raw_output=completion.text)
-        return record, repaired.repairs
+        grounding = ground(record, document.text)
+        missing = check_required(grounding, self.contract.grounding_required)
+        if missing:
+            # A required value that is nowhere in the source is treated like any other
+            # field error: re-asked, and invalid if it persists.
+            raise ContractViolation(
+                f"{len(missing)} required field(s) not found in the source text",
+                errors=missing,
+                last_output=completion.text,
+            )
+        return record, repaired.repairs, grounding
 
     @staticmethod
     def _attempt(

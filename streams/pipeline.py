@@ -151,8 +151,24 @@ class Pipeline:
         self, raw: RawRecord, document: Document, extraction: Extraction, started: float
     ) -> Outcome:
         prov = self.provenance(raw, document, extraction, started)
+        grounding = extraction.grounding
+        grounding_datum = None
+        if grounding is not None:
+            grounding_datum = {
+                "coverage": grounding.coverage,
+                "fields": [
+                    {
+                        "path": f.path,
+                        "found": f.found,
+                        "start": f.span.start if f.span else None,
+                        "end": f.span.end if f.span else None,
+                        "method": f.method,
+                    }
+                    for f in grounding.fields
+                ],
+            }
         try:
-            value = self.encoder.encode(extraction.record, prov)
+            value = self.encoder.encode(extraction.record, prov, grounding_datum)
         except StreamsError as exc:
             return self._failed(raw, document, exc, route_for(exc))
         headers = self._base_headers(raw, Route.VALID)
@@ -165,6 +181,8 @@ class Pipeline:
             ("streams.repairs", ",".join(extraction.repairs).encode()),
             ("streams.cache-hit", b"true" if extraction.cache_hit else b"false"),
         ]
+        if grounding is not None:
+            headers.append(("streams.grounding-coverage", f"{grounding.coverage:.4f}".encode()))
         return Outcome(
             route=Route.VALID,
             topic=self.settings.topic(Route.VALID.value),
@@ -180,6 +198,7 @@ class Pipeline:
             cache_hit=extraction.cache_hit,
             input_tokens=extraction.input_tokens,
             output_tokens=extraction.output_tokens,
+            coverage=grounding.coverage if grounding is not None else None,
         )
 
     def _failed(

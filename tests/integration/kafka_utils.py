@@ -63,9 +63,7 @@ def consume_all(bootstrap: str, topics: Iterable[str], *, timeout: float = 30.0)
             msg = consumer.poll(0.5)
             if msg is None:
                 # Transaction markers occupy offsets but are never delivered: compare positions.
-                positions = consumer.position(
-                    [TopicPartition(t, p) for (t, p) in remaining]
-                )
+                positions = consumer.position([TopicPartition(t, p) for (t, p) in remaining])
                 for tp in positions:
                     if tp.offset >= remaining.get((tp.topic, tp.partition), 1 << 62):
                         remaining.pop((tp.topic, tp.partition), None)

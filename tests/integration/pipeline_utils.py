@@ -38,7 +38,12 @@ def pipeline_settings(
     return load_settings(
         None,
         kafka={"bootstrap_servers": bootstrap},
-        llm={"base_url": f"{sim_url}/v1", "model": "sim-extractor-1", "timeout_s": 5, **(llm or {})},
+        llm={
+            "base_url": f"{sim_url}/v1",
+            "model": "sim-extractor-1",
+            "timeout_s": 5,
+            **(llm or {}),
+        },
         budgets={"backoff_base_s": 0.05, "backoff_max_s": 1.5, **(budgets or {})},
         worker={"commit_interval_s": 0.2, "pause_backoff_s": 0.5, **(worker or {})},
         pipelines=[

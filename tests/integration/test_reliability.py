@@ -54,8 +54,10 @@ async def test_replay_makes_zero_model_calls(
         done = run_kafka_tool(
             kafka.cache_dir,
             CONSUMER_GROUPS_MAIN,
-            ["--bootstrap-server", kafka.bootstrap, "--group", group, "--topic", f"{name}.raw"]
-            + ["--reset-offsets", "--to-earliest", "--execute"],
+            [
+                *("--bootstrap-server", kafka.bootstrap, "--group", group),
+                *("--topic", f"{name}.raw", "--reset-offsets", "--to-earliest", "--execute"),
+            ],
         )
         assert done.returncode == 0, done.stderr
     sim_reset(simulator)
@@ -87,7 +89,9 @@ async def test_replay_refuses_while_workers_run(
     settings = settings_for(kafka, simulator, name)
     texts = _samples(invoice_samples, 2)
     produce(kafka.bootstrap, f"{name}.raw", [(k.encode(), v.encode()) for k, v in texts.items()])
-    worker = build_worker(settings, name, registry=SchemaRegistryClient.new_client({"url": "mock://"}))
+    worker = build_worker(
+        settings, name, registry=SchemaRegistryClient.new_client({"url": "mock://"})
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     try:
@@ -163,13 +167,17 @@ async def test_exactly_once_outputs_no_duplicates(
 ) -> None:
     """In exactly-once mode a read_committed consumer sees one output per input."""
     name = new_name("eos")
-    settings = settings_for(kafka, simulator, name, worker={"exactly_once": True, "worker_id": "w1"})
+    settings = settings_for(
+        kafka, simulator, name, worker={"exactly_once": True, "worker_id": "w1"}
+    )
     texts = _samples(invoice_samples, 8)
     records = [(k.encode(), v.encode()) for k, v in texts.items()]
     records.append((b"garbage", b"\xff\xfe"))
     produce(kafka.bootstrap, f"{name}.raw", records)
     sim_reset(simulator, {text_sha256(next(iter(texts.values()))): ["http_500", "valid"]})
-    worker = build_worker(settings, name, registry=SchemaRegistryClient.new_client({"url": "mock://"}))
+    worker = build_worker(
+        settings, name, registry=SchemaRegistryClient.new_client({"url": "mock://"})
+    )
     await run_until([worker], len(records))
     out = consume_all(kafka.bootstrap, [f"{name}.{r}" for r in ROUTES])
     assert sorted(m.key or b"" for m in out) == sorted(k or b"" for k, _ in records)
@@ -184,7 +192,9 @@ async def test_redrive_puts_records_back_with_lineage(
     settings = settings_for(kafka, simulator, name, budgets={"max_input_tokens": 50})
     texts = _samples(invoice_samples, 3)
     produce(kafka.bootstrap, f"{name}.raw", [(k.encode(), v.encode()) for k, v in texts.items()])
-    worker = build_worker(settings, name, registry=SchemaRegistryClient.new_client({"url": "mock://"}))
+    worker = build_worker(
+        settings, name, registry=SchemaRegistryClient.new_client({"url": "mock://"})
+    )
     await run_until([worker], len(texts))
     result = redrive(kafka.bootstrap, f"{name}.over-budget", f"{name}.raw", progress=print)
     assert (result.read, result.redriven, result.skipped) == (3, 3, 0)

@@ -1,0 +1,192 @@
+"""Broker-side helpers for the benchmark: topics, inputs, watermarks, outputs, groups.
+
+Output topics are created up front with ``message.timestamp.type=LogAppendTime``, so
+every output record carries the broker's own append time: the moment its produce was
+acknowledged, to the millisecond. Run times are measured from those timestamps, not
+from polling, so a coarse progress loop costs no precision.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+
+ROUTES = ("valid", "invalid", "over-budget", "dlq")
+
+#: Broker append time on output topics: the acknowledgement time of each output.
+LOG_APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
+
+TP = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int
+
+
+def output_topics(pipeline: str) -> list[str]:
+    return [f"{pipeline}.{route}" for route in ROUTES]
+
+
+class Broker:
+    """One admin client for the run (creating topics, watermarks, group state)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+
+    def create_topics(
+        self, names: Iterable[str], partitions: int, config: dict[str, str] | None = None
+    ) -> None:
+        topics = [NewTopic(n, num_partitions=partitions, config=dict(config or {})) for n in names]
+        for name, future in self.admin.create_topics(topics, operation_timeout=30).items():
+            try:
+                future.result(timeout=60)
+            except Exception as exc:
+                err = exc.args[0] if exc.args else None
+                if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                    continue
+                raise RuntimeError(f"could not create topic {name}: {exc}") from exc
+        self._wait_for(list(names) if not isinstance(names, list) else names)
+
+    def _wait_for(self, names: list[str], timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            known = self.admin.list_topics(timeout=10).topics
+            if all(n in known and known[n].partitions for n in names):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"topics {names} did not appear within {timeout:.0f}s")
+
+    def create_pipeline_topics(self, pipeline: str, input_topic: str, partitions: int) -> None:
+        """The raw topic, and the four outputs with broker append timestamps."""
+        self.create_topics([input_topic], partitions)
+        self.create_topics(output_topics(pipeline), partitions, LOG_APPEND_TIME)
+
+    def partitions(self, topic: str) -> list[int]:
+        meta = self.admin.list_topics(topic, timeout=10).topics.get(topic)
+        if meta is None or meta.error is not None:
+            return []
+        return sorted(meta.partitions)
+
+    def end_offsets(self, topics: Iterable[str]) -> dict[TP, int]:
+        """High watermark of every partition of ``topics`` (missing topics: none)."""
+        request = {
+            TopicPartition(t, p): OffsetSpec.latest() for t in topics for p in self.partitions(t)
+        }
+        if not request:
+            return {}
+        futures = self.admin.list_offsets(request, request_timeout=15)
+        return {(tp.topic, tp.partition): f.result(timeout=30).offset for tp, f in futures.items()}
+
+    def produced_since(self, base: dict[TP, int], topics: Iterable[str]) -> int:
+        """Records appended to ``topics`` since the watermarks in ``base``."""
+        now = self.end_offsets(topics)
+        return sum(high - base.get(tp, 0) for tp, high in now.items())
+
+    def group_members(self, group: str) -> list[int]:
+        """Partitions assigned to each live member of ``group`` (empty if none)."""
+        described = self.admin.describe_consumer_groups([group])[group].result(timeout=15)
+        return [len(m.assignment.topic_partitions) for m in described.members]
+
+    def committed_lag(self, group: str, topic: str) -> int:
+        """End offsets minus the group's committed offsets on ``topic`` (uncommitted records)."""
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": group})
+        try:
+            tps = [TopicPartition(topic, p) for p in self.partitions(topic)]
+            committed = {tp.partition: tp.offset for tp in consumer.committed(tps, timeout=15)}
+        finally:
+            consumer.close()
+        ends = self.end_offsets([topic])
+        return sum(high - max(committed.get(p, 0), 0) for (_t, p), high in ends.items())
+
+
+def produce(
+    bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes]], *, label: str = ""
+) -> int:
+    """Produce ``records`` (key, value) to ``topic``; returns how many were acknowledged."""
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "linger.ms": 20,
+            "log_level": 0,
+        }
+    )
+    n = 0
+    for key, value in records:
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        n += 1
+        if n % 1000 == 0:
+            producer.poll(0)
+            if n % 5000 == 0 and label:
+                print(f"  {label}: produced {n}", flush=True)
+    if producer.flush(60) != 0:
+        raise RuntimeError(f"records to {topic} were not acknowledged by the broker")
+    return n
+
+
+def read_since(
+    bootstrap: str, base: dict[TP, int], topics: Iterable[str], *, timeout: float = 120.0
+) -> list[Message]:
+    """Every record appended to ``topics`` since ``base``, up to the current watermarks."""
+    broker = Broker(bootstrap)
+    ends = broker.end_offsets(topics)
+    targets = {tp: (base.get(tp, 0), high) for tp, high in ends.items() if high > base.get(tp, 0)}
+    return list(_read(bootstrap, targets, timeout))
+
+
+def _read(bootstrap: str, targets: dict[TP, tuple[int, int]], timeout: float) -> Iterator[Message]:
+    if not targets:
+        return
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-reader-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "log_level": 0,
+        }
+    )
+    try:
+        consumer.assign([TopicPartition(t, p, low) for (t, p), (low, _high) in targets.items()])
+        remaining = {tp: high for tp, (_low, high) in targets.items()}
+        deadline = time.monotonic() + timeout
+        while remaining and time.monotonic() < deadline:
+            for msg in consumer.consume(num_messages=1000, timeout=0.5):
+                if msg.error():
+                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise RuntimeError(str(msg.error()))
+                tp = (msg.topic(), msg.partition())
+                high = remaining.get(tp)
+                if high is None or msg.offset() >= high:
+                    continue
+                yield Message(
+                    topic=msg.topic(),
+                    partition=msg.partition(),
+                    offset=msg.offset(),
+                    key=msg.key(),
+                    value=msg.value(),
+                    timestamp_ms=msg.timestamp()[1],
+                )
+                if msg.offset() + 1 >= high:
+                    remaining.pop(tp, None)
+        if remaining:
+            raise RuntimeError(f"timed out reading {sorted(remaining)}")
+    finally:
+        consumer.close()
