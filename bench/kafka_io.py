@@ -14,7 +14,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    NewTopic,
+    OffsetSpec,
+)
 
 ROUTES = ("valid", "invalid", "over-budget", "dlq")
 
@@ -48,6 +52,7 @@ class Broker:
     def create_topics(
         self, names: Iterable[str], partitions: int, config: dict[str, str] | None = None
     ) -> None:
+        names = list(names)
         topics = [NewTopic(n, num_partitions=partitions, config=dict(config or {})) for n in names]
         for name, future in self.admin.create_topics(topics, operation_timeout=30).items():
             try:
@@ -57,7 +62,7 @@ class Broker:
                 if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
                     continue
                 raise RuntimeError(f"could not create topic {name}: {exc}") from exc
-        self._wait_for(list(names) if not isinstance(names, list) else names)
+        self._wait_for(names)
 
     def _wait_for(self, names: list[str], timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -82,7 +87,9 @@ class Broker:
     def end_offsets(self, topics: Iterable[str]) -> dict[TP, int]:
         """High watermark of every partition of ``topics`` (missing topics: none)."""
         request = {
-            TopicPartition(t, p): OffsetSpec.latest() for t in topics for p in self.partitions(t)
+            TopicPartition(t, p): OffsetSpec.latest()  # type: ignore[no-untyped-call]
+            for t in topics
+            for p in self.partitions(t)
         }
         if not request:
             return {}
@@ -168,23 +175,25 @@ def _read(bootstrap: str, targets: dict[TP, tuple[int, int]], timeout: float) ->
         deadline = time.monotonic() + timeout
         while remaining and time.monotonic() < deadline:
             for msg in consumer.consume(num_messages=1000, timeout=0.5):
-                if msg.error():
-                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                error = msg.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
                         continue
-                    raise RuntimeError(str(msg.error()))
-                tp = (msg.topic(), msg.partition())
+                    raise RuntimeError(str(error))
+                topic, partition, offset = str(msg.topic()), int(msg.partition() or 0), msg.offset()
+                tp = (topic, partition)
                 high = remaining.get(tp)
-                if high is None or msg.offset() >= high:
+                if high is None or offset is None or offset >= high:
                     continue
                 yield Message(
-                    topic=msg.topic(),
-                    partition=msg.partition(),
-                    offset=msg.offset(),
+                    topic=topic,
+                    partition=partition,
+                    offset=offset,
                     key=msg.key(),
                     value=msg.value(),
                     timestamp_ms=msg.timestamp()[1],
                 )
-                if msg.offset() + 1 >= high:
+                if offset + 1 >= high:
                     remaining.pop(tp, None)
         if remaining:
             raise RuntimeError(f"timed out reading {sorted(remaining)}")

@@ -4,7 +4,8 @@ Importing the package registers every contract, so ``get_contract("invoice", 1)`
 works after ``import contracts``.
 """
 
-from contracts import invoice  # noqa: F401  (the import registers the contract)
+# Importing a contract module registers its versions.
+from contracts import claim, invoice, invoice_v2, invoice_v3, lead  # noqa: F401
 from contracts.base import (
     SAMPLES_DIR,
     ContractVersion,

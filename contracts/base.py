@@ -75,7 +75,13 @@ class Prompt:
 
 @dataclass(frozen=True)
 class ContractVersion:
-    """One version of one contract."""
+    """One version of one contract.
+
+    ``compatibility`` is the Schema Registry level this version keeps towards
+    ``compatible_with``: BACKWARD (a reader of this version reads the older
+    version's data), FORWARD (a reader of the older version reads this one's
+    data) or FULL (both). ``streams schemas check`` proves it with fastavro.
+    """
 
     name: str
     version: int
@@ -85,6 +91,24 @@ class ContractVersion:
     description: str = ""
     #: Dotted field paths that must be found in the source text (grounding policy).
     grounding_required: tuple[str, ...] = field(default_factory=tuple)
+    #: The earlier version this one must stay compatible with, at ``compatibility``.
+    #: None starts a new compatibility line: a contract's first version, or a
+    #: breaking major version, which gets its own pipeline, topics and subject.
+    compatible_with: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.compatible_with is None:
+            return
+        if not 1 <= self.compatible_with < self.version:
+            raise ValueError(
+                f"contract {self.ref}: compatible_with={self.compatible_with} must name an "
+                "earlier version"
+            )
+        if self.compatibility == "NONE":
+            raise ValueError(
+                f"contract {self.ref}: compatibility NONE cannot be compatible with "
+                f"v{self.compatible_with}; leave compatible_with None to start a new line"
+            )
 
     @property
     def ref(self) -> str:

@@ -29,6 +29,11 @@ def registry_client(settings: Settings) -> SchemaRegistryClient:
     return SchemaRegistryClient.new_client({"url": settings.registry.url})
 
 
+def _is_mock(client: SchemaRegistryClient) -> bool:
+    # confluent-kafka keeps its mock client in a private module; recognise it by name.
+    return type(client).__name__.startswith("Mock")
+
+
 def build_pipeline(
     settings: Settings,
     name: str,
@@ -82,8 +87,12 @@ def build_pipeline(
         spend=spend,
         temperature=settings.llm.temperature,
     )
+    client = registry or registry_client(settings)
     encoder = AvroWireEncoder(
-        contract, registry or registry_client(settings), f"{cfg.topic('valid')}-value"
+        contract,
+        client,
+        f"{cfg.topic('valid')}-value",
+        manage_compatibility=not _is_mock(client),
     )
     encoder.register()
     try:

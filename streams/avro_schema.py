@@ -4,11 +4,20 @@
 
     ContractVersion ──avro_schema_for──► value schema of <pipeline>.valid
                     └─write_schema_files / check_schema_files──► avro/<name>/v<N>.avsc
-    validated model ──to_avro_datum──► dict for fastavro (the caller adds "provenance")
+    envelope kind ──envelope_schema──► avro/_envelopes/<kind>/v1.avsc
+    validated model ──to_avro_datum──► dict for fastavro; the caller adds "provenance"
+                                       and may add "grounding" (grounding_datum)
 
 The value schema is a record named after the model, in namespace
-``contracts.<name>.v<N>``, with the contract's fields at top level and a final
-``provenance`` field (:data:`PROVENANCE_SCHEMA`). Types map as follows:
+``contracts.<name>.v<N>``, with the contract's fields at top level, then a
+``provenance`` field (:data:`PROVENANCE_SCHEMA`) and last an optional
+``grounding`` field (:data:`GROUNDING_SCHEMA`, default null). The envelope
+schemas describe the JSON envelopes of the invalid, over-budget and dead-letter
+topics (see :mod:`streams._avro_envelopes`).
+
+:func:`check_schema_files` also proves each version's declared compatibility by
+writing sample datums with one version's schema and reading them with the other's
+(see :mod:`streams._avro_compat`). Types map as follows:
 
 ================================  ===========================================================
 pydantic                          Avro
@@ -33,29 +42,35 @@ generated, which happens at start-up, never per record.
 from __future__ import annotations
 
 import copy
-import enum
-import inspect
 import json
-import re
-import types
-import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import date, datetime
-from decimal import Decimal
-from functools import cache
+from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
+from typing import Any, Final
 
 from pydantic import BaseModel
-from pydantic.fields import FieldInfo
 
-from contracts import ContractVersion, all_contracts
+from contracts import SAMPLES_DIR, ContractVersion, all_contracts
+from streams._avro_compat import compatibility_problems
+from streams._avro_envelopes import (
+    ENVELOPE_KINDS,
+    ENVELOPE_SCHEMA_VERSION,
+    envelope_datum,
+    envelope_schema,
+)
+from streams._avro_mapping import AVRO_NAME, model_datum, model_schema
 from streams.errors import ConfigError
+from streams.grounding import Grounding
 
 __all__ = [
+    "ENVELOPE_KINDS",
+    "GROUNDING_SCHEMA",
     "PROVENANCE_SCHEMA",
     "avro_schema_for",
     "check_schema_files",
+    "envelope_datum",
+    "envelope_schema",
+    "grounding_datum",
     "schema_path",
     "to_avro_datum",
     "write_schema_files",
@@ -143,33 +158,92 @@ PROVENANCE_SCHEMA: Final[dict[str, Any]] = {
     ],
 }
 
-_PROVENANCE_FIELD_DOC = "How this record was produced: pipeline, model, cost and source."
-_AVRO_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
-_SEQUENCES: Final[tuple[Any, ...]] = (list, tuple, set, frozenset, Sequence)
-_MAPPINGS: Final[tuple[Any, ...]] = (dict, Mapping)
+#: Where each extracted value appears in the source text. Read-only, like
+#: :data:`PROVENANCE_SCHEMA`; built by :func:`grounding_datum`.
+GROUNDING_SCHEMA: Final[dict[str, Any]] = {
+    "type": "record",
+    "name": "Grounding",
+    "namespace": "streams.grounding",
+    "doc": "Whether and where each extracted value appears in the source text.",
+    "fields": [
+        {
+            "name": "coverage",
+            "type": "double",
+            "doc": "Share of the considered values found in the source text, 0 to 1.",
+        },
+        {
+            "name": "fields",
+            "type": {
+                "type": "array",
+                "items": {
+                    "type": "record",
+                    "name": "FieldGrounding",
+                    "doc": "The grounding of one extracted value.",
+                    "fields": [
+                        {
+                            "name": "path",
+                            "type": "string",
+                            "doc": "Path of the value in the record, e.g. line_items[0].amount.",
+                        },
+                        {
+                            "name": "found",
+                            "type": "boolean",
+                            "doc": "True when the value appears in the source text.",
+                        },
+                        {
+                            "name": "start",
+                            "type": ["null", "int"],
+                            "default": None,
+                            "doc": "Start offset of the match in the source text; null when "
+                            "not found.",
+                        },
+                        {
+                            "name": "end",
+                            "type": ["null", "int"],
+                            "default": None,
+                            "doc": "End offset (exclusive) of the match; null when not found.",
+                        },
+                        {
+                            "name": "method",
+                            "type": "string",
+                            "doc": "How it was found: exact, normalized_text, currency, number "
+                            "or date; else not_found or skipped.",
+                        },
+                    ],
+                },
+            },
+            "doc": "One entry per extracted leaf value, in record order.",
+        },
+    ],
+}
 
-AvroSchema = Any  # a type name (str), a union (list) or a complex type (dict)
+_PROVENANCE_FIELD_DOC = "How this record was produced: pipeline, model, cost and source."
+_GROUNDING_FIELD_DOC = (
+    "Where each extracted value appears in the source text; null when not measured."
+)
+_RESERVED: Final = ("provenance", "grounding")
+_ENVELOPES_DIR: Final = "_envelopes"
 
 
 def avro_schema_for(contract: ContractVersion) -> dict[str, Any]:
-    """The value schema of a contract's valid topic: its fields, then ``provenance``.
+    """The value schema of a contract's valid topic: its fields, ``provenance``, ``grounding``.
 
     Raises :class:`ConfigError` if the model uses a type Avro cannot carry.
     """
     for part in ("contracts", contract.name, f"v{contract.version}"):
-        if not _AVRO_NAME.match(part):
+        if not AVRO_NAME.match(part):
             raise ConfigError(
                 f"contract {contract.ref}: {part!r} is not a valid Avro namespace part; "
                 "use letters, digits and underscores"
             )
-    schema, _ = _model_schema(contract.model, f"contracts.{contract.name}.v{contract.version}")
+    schema, _ = model_schema(contract.model, f"contracts.{contract.name}.v{contract.version}")
     schema = copy.deepcopy(schema)
-    if any(f["name"] == "provenance" for f in schema["fields"]):
-        raise ConfigError(
-            f"contract {contract.ref}: the field name 'provenance' is reserved for the "
-            "record's provenance; rename the field"
-        )
+    for reserved in _RESERVED:
+        if any(f["name"] == reserved for f in schema["fields"]):
+            raise ConfigError(
+                f"contract {contract.ref}: the field name {reserved!r} is reserved for the "
+                f"record's {reserved}; rename the field"
+            )
     if contract.description:
         schema["doc"] = contract.description
     schema["fields"].append(
@@ -179,38 +253,64 @@ def avro_schema_for(contract: ContractVersion) -> dict[str, Any]:
             "doc": _PROVENANCE_FIELD_DOC,
         }
     )
+    # Last, and with a default: adding it kept every checked-in schema BACKWARD compatible.
+    schema["fields"].append(
+        {
+            "name": "grounding",
+            "type": ["null", copy.deepcopy(GROUNDING_SCHEMA)],
+            "default": None,
+            "doc": _GROUNDING_FIELD_DOC,
+        }
+    )
     return schema
 
 
 def to_avro_datum(record: BaseModel) -> dict[str, Any]:
-    """The dict fastavro writes for a validated record, without ``provenance``.
+    """The dict fastavro writes for a validated record, without ``provenance`` or ``grounding``.
 
     Dates and datetimes stay objects (fastavro applies the logical types),
     Decimals are quantized to the schema's scale, enums become their values.
-    The caller adds ``datum["provenance"]`` before writing with
-    :func:`avro_schema_for`'s schema.
+    The caller adds ``datum["provenance"]`` and may add ``datum["grounding"]``
+    (:func:`grounding_datum`; fastavro writes null when it is absent) before
+    writing with :func:`avro_schema_for`'s schema.
     """
-    schema, names = _model_schema(type(record), "")
-    datum = _datum(record, schema, names)
-    assert isinstance(datum, dict)
-    return datum
+    return model_datum(record)
+
+
+def grounding_datum(grounding: Grounding) -> dict[str, Any]:
+    """The ``grounding`` datum for a value record, from :func:`streams.grounding.ground`."""
+    return {
+        "coverage": grounding.coverage,
+        "fields": [
+            {
+                "path": f.path,
+                "found": f.found,
+                "start": None if f.span is None else f.span.start,
+                "end": None if f.span is None else f.span.end,
+                "method": f.method,
+            }
+            for f in grounding.fields
+        ],
+    }
 
 
 def schema_path(root: Path, contract: ContractVersion) -> Path:
-    """Where a contract version's schema is checked in: ``root/avro/<name>/v<N>.avsc``."""
-    return root / "avro" / contract.name / f"v{contract.version}.avsc"
+    """Where a contract version's schema is checked in: ``root/avro/<name>/v<N>.avsc``.
+
+    ``root`` is the repository root, or the ``avro`` folder itself.
+    """
+    return _avro_dir(root) / contract.name / f"v{contract.version}.avsc"
 
 
 def write_schema_files(root: Path) -> list[Path]:
-    """Write ``avro/<name>/v<N>.avsc`` under ``root`` for every registered contract.
+    """Write every contract's ``avro/<name>/v<N>.avsc`` and every envelope schema under ``root``.
 
-    Files already up to date are left untouched. Returns every schema path, in
-    contract order.
+    Files already up to date are left untouched. Returns every schema path:
+    contracts in contract order, then the envelopes.
     """
     paths = []
-    for contract in all_contracts():
-        path = schema_path(root, contract)
-        text = _render(avro_schema_for(contract))
+    for path, _, generate in _targets(_avro_dir(root), list(all_contracts())):
+        text = _render(generate())
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
@@ -222,44 +322,126 @@ def check_schema_files(root: Path) -> list[str]:
     """Problems with the checked-in schemas under ``root``, one line each; empty when fine.
 
     Reports contracts Avro cannot carry, missing files, files that differ from
-    their model, files that match but are not in the generated formatting, and
-    files without a registered contract.
+    their model or envelope, files that match but are not in the generated
+    formatting, files without a registered contract or envelope kind, and every
+    declared compatibility (``compatible_with``) that fastavro cannot prove.
     """
+    avro_dir = _avro_dir(root)
+    contracts = list(all_contracts())
     problems: list[str] = []
     expected: set[Path] = set()
-    for contract in all_contracts():
-        path = schema_path(root, contract)
+    for path, label, generate in _targets(avro_dir, contracts):
         expected.add(path)
-        rel = path.relative_to(root).as_posix()
-        try:
-            want = avro_schema_for(contract)
-        except ConfigError as exc:
-            problems.append(f"{rel}: cannot generate a schema for {contract.ref}: {exc}")
-            continue
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            problems.append(f"{rel}: missing; generate it for {contract.ref}")
-            continue
-        except (OSError, UnicodeDecodeError) as exc:
-            problems.append(f"{rel}: unreadable ({exc})")
-            continue
-        try:
-            have = json.loads(text)
-        except json.JSONDecodeError as exc:
-            problems.append(f"{rel}: not valid JSON ({exc})")
-            continue
-        if have != want:
-            problems.append(
-                f"{rel}: differs from the model {contract.ref}: {_describe(have, want)}"
-            )
-        elif text != _render(want):
-            problems.append(f"{rel}: matches {contract.ref} but is not formatted as generated")
-    for path in sorted((root / "avro").glob("*/*.avsc")):
+        problem = _file_problem(path, _rel(avro_dir, path), label, generate)
+        if problem:
+            problems.append(problem)
+    problems += compatibility_problems(
+        contracts,
+        schema_for=avro_schema_for,
+        datum_for=_check_datum,
+        samples_dir=SAMPLES_DIR,
+        where=lambda c: _rel(avro_dir, schema_path(root, c)),
+    )
+    for path in sorted(avro_dir.glob("*/*.avsc")):
         if path not in expected:
-            rel = path.relative_to(root).as_posix()
+            rel = _rel(avro_dir, path)
             problems.append(f"{rel}: no registered contract {path.parent.name}.{path.stem}")
+    for path in sorted(avro_dir.glob(f"{_ENVELOPES_DIR}/*/*.avsc")):
+        if path not in expected:
+            rel = _rel(avro_dir, path)
+            problems.append(f"{rel}: no envelope kind {path.parent.name} {path.stem}")
     return problems
+
+
+Generate = Callable[[], dict[str, Any]]
+
+
+def _targets(
+    avro_dir: Path, contracts: list[ContractVersion]
+) -> Iterator[tuple[Path, str, Generate]]:
+    """Each schema file to write or check: its path, what it is, and how to generate it."""
+    for contract in contracts:
+        yield (
+            avro_dir / contract.name / f"v{contract.version}.avsc",
+            contract.ref,
+            partial(avro_schema_for, contract),
+        )
+    for kind in ENVELOPE_KINDS:
+        yield (
+            avro_dir / _ENVELOPES_DIR / kind / f"v{ENVELOPE_SCHEMA_VERSION}.avsc",
+            f"envelope {kind}.v{ENVELOPE_SCHEMA_VERSION}",
+            partial(envelope_schema, kind),
+        )
+
+
+def _file_problem(path: Path, rel: str, label: str, generate: Generate) -> str | None:
+    try:
+        want = generate()
+    except ConfigError as exc:
+        return f"{rel}: cannot generate a schema for {label}: {exc}"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return f"{rel}: missing; generate it for {label}"
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"{rel}: unreadable ({exc})"
+    try:
+        have = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"{rel}: not valid JSON ({exc})"
+    if have != want:
+        return f"{rel}: differs from the model {label}: {_describe(have, want)}"
+    if text != _render(want):
+        return f"{rel}: matches {label} but is not formatted as generated"
+    return None
+
+
+def _avro_dir(root: Path) -> Path:
+    # `streams schemas --root avro` names the schema folder itself; tests and tools pass
+    # the repository root. Both mean the same folder.
+    if root.name == "avro" and not (root / "avro").is_dir():
+        return root
+    return root / "avro"
+
+
+def _rel(avro_dir: Path, path: Path) -> str:
+    return path.relative_to(avro_dir.parent).as_posix()
+
+
+def _check_datum(contract: ContractVersion, record: BaseModel) -> dict[str, Any]:
+    """A complete value datum for the compatibility proofs: the record, provenance, grounding."""
+    return to_avro_datum(record) | {
+        "provenance": {
+            "pipeline": "schema-check",
+            "contract": contract.name,
+            "contract_version": contract.version,
+            "schema_id": None,
+            "prompt_version": contract.prompt.version,
+            "provider": "none",
+            "model_requested": "none",
+            "model_reported": "none",
+            "attempts": 1,
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "cost_usd": 0.0,
+            "latency_ms": 0.0,
+            "cache_hit": False,
+            "repairs": [],
+            "source_topic": "schema-check",
+            "source_partition": 0,
+            "source_offset": 0,
+            "source_key": None,
+            "input_sha256": "0" * 64,
+            "processed_at": 0,
+        },
+        "grounding": {
+            "coverage": 1.0,
+            "fields": [
+                {"path": "x", "found": True, "start": 0, "end": 1, "method": "exact"},
+                {"path": "y", "found": False, "start": None, "end": None, "method": "not_found"},
+            ],
+        },
+    }
 
 
 def _render(schema: Mapping[str, Any]) -> str:
@@ -282,223 +464,3 @@ def _describe(have: Any, want: dict[str, Any]) -> str:
     if not parts:
         parts.append("field order or record attributes (name, namespace, doc) differ")
     return "; ".join(parts)
-
-
-# -- schema generation ------------------------------------------------------------------
-
-
-@cache
-def _model_schema(
-    model: type[BaseModel], namespace: str
-) -> tuple[dict[str, Any], Mapping[str, dict[str, Any]]]:
-    """The record schema of ``model`` and its named types by name. Shared: do not mutate."""
-    builder = _Builder(namespace)
-    schema = builder.record(model)
-    assert isinstance(schema, dict)
-    return schema, types.MappingProxyType(builder.named)
-
-
-class _Builder:
-    """Walks a model's annotations once; names each nested model once, then references it."""
-
-    def __init__(self, namespace: str) -> None:
-        self.namespace = namespace
-        self.models: dict[str, type[BaseModel]] = {}
-        self.named: dict[str, dict[str, Any]] = {}
-
-    def record(self, model: type[BaseModel]) -> AvroSchema:
-        name = model.__name__
-        if not _AVRO_NAME.match(name):
-            raise ConfigError(f"model {model.__qualname__}: {name!r} is not a valid Avro name")
-        if name in self.models:
-            if self.models[name] is not model:
-                raise ConfigError(
-                    f"two different models are named {name}; Avro needs distinct record names"
-                )
-            return f"{self.namespace}.{name}" if self.namespace else name
-        self.models[name] = model
-        schema: dict[str, Any] = {"type": "record", "name": name}
-        if self.namespace:
-            schema["namespace"] = self.namespace
-        if doc := _model_doc(model):
-            schema["doc"] = doc
-        schema["fields"] = [
-            self.field(model, name, info) for name, info in model.model_fields.items()
-        ]
-        self.named[name] = schema
-        if self.namespace:
-            self.named[f"{self.namespace}.{name}"] = schema
-        return schema
-
-    def field(self, model: type[BaseModel], name: str, info: FieldInfo) -> dict[str, Any]:
-        where = f"{model.__name__}.{name}"
-        if not _AVRO_NAME.match(name):
-            raise ConfigError(f"{where}: {name!r} is not a valid Avro field name")
-        avro_type = self.type_of(info.annotation, list(info.metadata), where)
-        entry: dict[str, Any] = {"name": name, "type": avro_type}
-        if info.description:
-            entry["doc"] = info.description
-        if isinstance(avro_type, list) and avro_type[0] == "null":
-            entry["default"] = None
-        elif not info.is_required():
-            default = _avro_default(info.get_default(call_default_factory=True), avro_type)
-            if default is not _NO_DEFAULT:
-                entry["default"] = default
-        return entry
-
-    def type_of(self, tp: Any, metadata: list[Any], where: str) -> AvroSchema:
-        origin = get_origin(tp)
-        if origin is Annotated:
-            base, *extra = get_args(tp)
-            return self.type_of(base, [*metadata, *_flatten_metadata(extra)], where)
-        if origin is Union or origin is types.UnionType:
-            members = [a for a in get_args(tp) if a is not type(None)]
-            if len(members) != 1:
-                raise ConfigError(f"{where}: only `T | None` unions map to Avro, not {tp}")
-            return ["null", self.type_of(members[0], metadata, where)]
-        if origin is Literal:
-            return _literal_type(get_args(tp), where)
-        if origin in _SEQUENCES:
-            args = get_args(tp)
-            if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
-                raise ConfigError(f"{where}: only tuple[T, ...] maps to an Avro array, not {tp}")
-            return {"type": "array", "items": self.type_of(args[0], [], where)}
-        if origin in _MAPPINGS:
-            key, value = get_args(tp)
-            if key is not str:
-                raise ConfigError(f"{where}: Avro maps need str keys, not {key}")
-            return {"type": "map", "values": self.type_of(value, [], where)}
-        if origin is not None or not isinstance(tp, type):
-            raise ConfigError(f"{where}: no Avro type for {tp}")
-        return self.plain_type(tp, metadata, where)
-
-    def plain_type(self, tp: type, metadata: list[Any], where: str) -> AvroSchema:
-        if issubclass(tp, BaseModel):
-            return self.record(tp)
-        if issubclass(tp, enum.Enum):
-            return _literal_type(tuple(member.value for member in tp), where)
-        # Order matters: bool is an int and datetime is a date.
-        for python_type, avro in _SCALARS:
-            if issubclass(tp, python_type):
-                return copy.deepcopy(avro)
-        if issubclass(tp, Decimal):
-            return _decimal_type(metadata, where)
-        raise ConfigError(f"{where}: no Avro type for {tp.__qualname__}")
-
-
-_SCALARS: Final[tuple[tuple[type, AvroSchema], ...]] = (
-    (bool, "boolean"),
-    (int, "long"),
-    (float, "double"),
-    (str, "string"),
-    (bytes, "bytes"),
-    (datetime, {"type": "long", "logicalType": "timestamp-micros"}),
-    (date, {"type": "int", "logicalType": "date"}),
-    (uuid.UUID, {"type": "string", "logicalType": "uuid"}),
-)
-
-
-def _decimal_type(metadata: list[Any], where: str) -> dict[str, Any]:
-    precision = _last_attr(metadata, "max_digits")
-    scale = _last_attr(metadata, "decimal_places")
-    if not isinstance(precision, int) or not isinstance(scale, int):
-        raise ConfigError(
-            f"{where}: a Decimal needs Field(max_digits=..., decimal_places=...) "
-            "to become an Avro decimal"
-        )
-    return {"type": "bytes", "logicalType": "decimal", "precision": precision, "scale": scale}
-
-
-def _literal_type(values: Iterable[Any], where: str) -> str:
-    kinds = {type(v) for v in values}
-    if kinds == {str}:
-        return "string"
-    if kinds == {int}:
-        return "long"
-    if kinds == {bool}:
-        return "boolean"
-    raise ConfigError(f"{where}: literal or enum values must all be str, int or bool")
-
-
-def _flatten_metadata(items: Iterable[Any]) -> list[Any]:
-    flat: list[Any] = []
-    for item in items:
-        if isinstance(item, FieldInfo):
-            flat.extend(item.metadata)
-        else:
-            flat.append(item)
-    return flat
-
-
-def _last_attr(metadata: list[Any], attr: str) -> Any:
-    # The innermost (last) constraint wins, as it does in pydantic.
-    for item in reversed(metadata):
-        value = getattr(item, attr, None)
-        if value is not None:
-            return value
-    return None
-
-
-def _model_doc(model: type[BaseModel]) -> str | None:
-    doc = model.__doc__
-    return inspect.cleandoc(doc) if doc and doc.strip() else None
-
-
-_NO_DEFAULT: Final = object()
-
-
-def _avro_default(value: Any, avro_type: AvroSchema) -> Any:
-    """An Avro default for a pydantic default, when one is simple enough to carry."""
-    if isinstance(value, enum.Enum):
-        value = value.value
-    if isinstance(avro_type, str):
-        accepts = _DEFAULT_CHECKS.get(avro_type)
-        return value if accepts is not None and accepts(value) else _NO_DEFAULT
-    kind = avro_type.get("type") if isinstance(avro_type, dict) else None
-    if kind == "array" and isinstance(value, list | tuple | set | frozenset) and not value:
-        return []
-    if kind == "map" and isinstance(value, dict) and not value:
-        return {}
-    return _NO_DEFAULT
-
-
-_DEFAULT_CHECKS: Final[Mapping[str, Callable[[Any], bool]]] = {
-    "boolean": lambda v: isinstance(v, bool),
-    "long": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "double": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-    "string": lambda v: isinstance(v, str),
-}
-
-
-# -- datum conversion -------------------------------------------------------------------
-
-
-def _datum(value: Any, schema: AvroSchema, names: Mapping[str, dict[str, Any]]) -> Any:
-    """Convert ``value`` guided by its Avro ``schema``, so data and schema never disagree."""
-    if isinstance(schema, str):
-        if schema not in _PRIMITIVES:
-            return _datum(value, names[schema], names)
-        return value.value if isinstance(value, enum.Enum) else value
-    if isinstance(schema, list):
-        return None if value is None else _datum(value, schema[1], names)
-    kind = schema["type"]
-    if kind == "record":
-        return {
-            f["name"]: _datum(getattr(value, f["name"]), f["type"], names) for f in schema["fields"]
-        }
-    if kind == "array":
-        return [_datum(v, schema["items"], names) for v in value]
-    if kind == "map":
-        return {k: _datum(v, schema["values"], names) for k, v in value.items()}
-    if schema.get("logicalType") == "decimal":
-        return _quantize(value, schema["scale"])
-    return value
-
-
-def _quantize(value: Decimal, scale: int) -> Decimal:
-    quantized = value.quantize(Decimal(1).scaleb(-scale))
-    if quantized != value:
-        # Validation caps decimal places, so only a record built around
-        # validation (model_construct) can get here; never round silently.
-        raise ValueError(f"{value} has more than {scale} decimal places")
-    return quantized

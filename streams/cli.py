@@ -16,9 +16,10 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 def _registrars() -> list[Register]:
     from streams import commands, demo
     from streams.devstack import commands as dev
+    from streams.localmodel import commands as local_model
     from streams.simulator import commands as sim
 
-    return [demo.register, commands.register, dev.register, sim.register]
+    return [demo.register, commands.register, dev.register, sim.register, local_model.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -87,6 +88,7 @@ async def run_demo(cache_dir: Path, *, timeout: float = 180.0) -> int:
 
     from streams.app import build_worker
     from streams.devstack.kafka import LocalKafka
+    from streams.devstack.registry import LocalRegistry
     from streams.logs import configure_logging
     from streams.settings import load_settings
     from streams.simulator import SimulatorConfig, SimulatorThread
@@ -101,13 +103,16 @@ async def run_demo(cache_dir: Path, *, timeout: float = 180.0) -> int:
     sim = SimulatorThread(
         SimulatorConfig(fixture_dirs=[SAMPLES_DIR / "invoice"], script=script, latency_ms=50)
     )
+    registry = LocalRegistry(cache_dir, progress=say)
     kafka.start()
+    registry.start()
     sim_url = sim.start()
-    say(f"kafka on {kafka.bootstrap}; simulator on {sim_url}")
+    say(f"kafka on {kafka.bootstrap}; schema registry on {registry.url}; simulator on {sim_url}")
     try:
         settings = load_settings(
             None,
             kafka={"bootstrap_servers": kafka.bootstrap},
+            registry={"url": registry.url},
             llm={"provider": "openai", "base_url": f"{sim_url}/v1", "model": "sim-extractor-1"},
         )
         rows: dict[str, tuple[RawRecord, Outcome]] = {}
@@ -121,6 +126,7 @@ async def run_demo(cache_dir: Path, *, timeout: float = 180.0) -> int:
         for item in inputs:
             producer.produce("invoices.raw", value=item.value, key=item.key.encode())
         producer.flush(30)
+        del producer  # close its connections before the broker goes away
         say(f"produced {len(inputs)} records to invoices.raw; processing…")
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run(stop))
@@ -133,12 +139,19 @@ async def run_demo(cache_dir: Path, *, timeout: float = 180.0) -> int:
         _print_table(inputs, rows)
         counts = _topic_counts(kafka.bootstrap, "invoices")
         print("\noutput topics: " + ", ".join(f"{t}={n}" for t, n in counts.items()))
+        enc = worker.pipeline.encoder
+        print(
+            f"schema registry: subject {enc.subject} -> schema id {enc.schema_id} "
+            f"({worker.pipeline.contract.compatibility})"
+        )
         ok = len(rows) == len(inputs) and sum(counts.values()) == len(inputs)
         print("accounting: every input landed in exactly one topic" if ok else "accounting FAILED")
         return 0 if ok else 1
     finally:
         sim.stop()
+        registry.stop()
         kafka.stop()
+        shutil.rmtree(kafka.data_dir, ignore_errors=True)
 
 
 def _progress(message: str) -> None:
@@ -146,17 +159,26 @@ def _progress(message: str) -> None:
 
 
 def _print_table(inputs: list[DemoInput], rows: dict[str, tuple[RawRecord, Outcome]]) -> None:
-    header = ("input", "scripted", "route", "attempts", "cost $", "detail")
+    header = ("input", "scripted", "route", "attempts", "cost $", "grounded", "detail")
     table: list[tuple[str, ...]] = []
     for item in inputs:
         got = rows.get(item.key)
         if got is None:
-            table.append((item.key, item.note, "MISSING", "-", "-", "no outcome"))
+            table.append((item.key, item.note, "MISSING", "-", "-", "-", "no outcome"))
             continue
         _raw, out = got
         detail = out.reason if out.route.value != "valid" else _valid_detail(out)
+        grounded = "-" if out.coverage is None else f"{out.coverage:.0%}"
         table.append(
-            (item.key, item.note, out.route.value, str(out.attempts), f"{out.cost_usd:.6f}", detail)
+            (
+                item.key,
+                item.note,
+                out.route.value,
+                str(out.attempts),
+                f"{out.cost_usd:.6f}",
+                grounded,
+                detail,
+            )
         )
     widths = [min(max(len(r[i]) for r in [header, *table]), 48) for i in range(len(header))]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))

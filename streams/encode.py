@@ -33,9 +33,17 @@ class AvroWireEncoder:
     """Encodes valid records of one contract version under one registry subject."""
 
     def __init__(
-        self, contract: ContractVersion, registry: SchemaRegistryClient, subject: str
+        self,
+        contract: ContractVersion,
+        registry: SchemaRegistryClient,
+        subject: str,
+        *,
+        manage_compatibility: bool = True,
     ) -> None:
         self.contract = contract
+        #: Set the subject's compatibility level to the contract's before registering.
+        #: Off for the in-process ``mock://`` registry, which does not implement it.
+        self.manage_compatibility = manage_compatibility
         self.subject = subject
         self.schema_dict = avro_schema_for(contract)
         self.parsed = fastavro.parse_schema(self.schema_dict)
@@ -53,6 +61,12 @@ class AvroWireEncoder:
         """Register (or look up) the schema under the subject; fail fast at start-up."""
         schema = Schema(json.dumps(self.schema_dict), "AVRO")
         try:
+            # The subject's compatibility level is the contract's declared one, so the
+            # registry itself refuses an incompatible version of this contract line.
+            if self.manage_compatibility:
+                self._registry.set_compatibility(
+                    subject_name=self.subject, level=self.contract.compatibility
+                )
             schema_id = self._registry.register_schema(self.subject, schema)
         except SchemaRegistryError as exc:
             raise ConfigError(

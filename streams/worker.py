@@ -321,6 +321,18 @@ class Worker:
 
     def _delivered(self, raw: RawRecord, outcome: Outcome, started: float) -> None:
         route = outcome.route.value
+        log.log(
+            logging.DEBUG if outcome.route is Route.VALID else logging.INFO,
+            "record routed",
+            extra={
+                "record": raw.coordinates,
+                "record_id": outcome.document_id,
+                "route": route,
+                "reason": outcome.reason,
+                "attempts": outcome.attempts,
+                "cost_usd": round(outcome.cost_usd, 8),
+            },
+        )
         self.stats.produced[route] = self.stats.produced.get(route, 0) + 1
         self.metrics.records_out.labels(self.pipeline.name, route).inc()
         self.metrics.record_seconds.labels(self.pipeline.name, route).observe(

@@ -14,6 +14,7 @@ import pytest
 
 from contracts import SAMPLES_DIR
 from streams.devstack.kafka import LocalKafka
+from streams.devstack.registry import LocalRegistry
 from streams.settings import default_cache_dir
 from streams.simulator import SimulatorConfig, SimulatorThread
 
@@ -33,6 +34,17 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def registry_url() -> Iterator[str]:
+    """A real Schema Registry (Apicurio, Confluent-compatible API) on 127.0.0.1."""
+    registry = LocalRegistry(default_cache_dir(), progress=_progress)
+    registry.start()
+    try:
+        yield registry.url
+    finally:
+        registry.stop()
 
 
 @pytest.fixture(scope="session")

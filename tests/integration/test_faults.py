@@ -1,0 +1,323 @@
+"""Fault tests on the real broker: a fault storm, a worker killed mid-run, a broker restart."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from streams.app import build_worker
+from streams.devstack.kafka import LocalKafka
+from streams.settings import default_cache_dir
+from streams.simulator import SimulatorConfig, SimulatorThread
+from tests.integration.kafka_utils import ROUTES, Message, consume_all, produce
+from tests.integration.pipeline_utils import (
+    REPO,
+    new_name,
+    pipeline_settings,
+    run_until,
+    settings_for,
+    valid_data,
+)
+
+pytestmark = pytest.mark.integration
+
+REPORTS = default_cache_dir() / "reports"
+
+
+def _report(name: str, figures: dict[str, Any]) -> None:
+    """Keep the measured figures (for the issue notes) and show them in the test log."""
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    (REPORTS / f"{name}.json").write_text(json.dumps(figures, indent=2, sort_keys=True))
+    print(f"\n{name}: {json.dumps(figures, sort_keys=True)}")
+
+
+def _inputs(samples: Path, n: int, keys: int | None = None) -> list[tuple[bytes, bytes]]:
+    texts = [p.read_text(encoding="utf-8") for p in sorted(samples.glob("*.txt"))]
+    out = []
+    for i in range(n):
+        key = f"k{i % keys:04d}" if keys else f"doc-{i:05d}"
+        body = {"id": f"doc-{i:05d}", "text": texts[i % len(texts)]}
+        out.append((key.encode(), json.dumps(body).encode()))
+    return out
+
+
+@pytest.fixture
+def sim_factory() -> Iterator[Any]:
+    started: list[SimulatorThread] = []
+
+    def make(**kw: Any) -> str:
+        sim = SimulatorThread(SimulatorConfig(**kw))
+        started.append(sim)
+        return sim.start()
+
+    yield make
+    for sim in started:
+        sim.stop()
+
+
+@pytest.mark.slow
+async def test_fault_storm_accounting_and_spend_cap(
+    kafka: LocalKafka, invoice_samples: Path, sim_factory: Any
+) -> None:
+    """1,000 inputs under 5xx/429/malformed/invalid/hang faults: one outcome each, spend <= cap."""
+    sim = sim_factory(
+        fixture_dirs=[invoice_samples],
+        fault_mix={
+            "http_500": 0.2,
+            "http_429": 0.1,
+            "malformed": 0.1,
+            "invalid": 0.1,
+            "hang": 0.005,
+        },
+        seed=7,
+        hang_s=4.0,
+        latency_ms=5,
+    )
+    name = new_name("storm")
+    cap = 0.20
+    settings = settings_for(
+        kafka,
+        sim,
+        name,
+        llm={"timeout_s": 1.5},
+        budgets={"spend_cap_usd": cap, "transient_retries": 6, "backoff_max_s": 1.2},
+        worker={"cache": False, "max_in_flight": 64},
+    )
+    records = _inputs(invoice_samples, 1000)
+    produce(kafka.bootstrap, f"{name}.raw", records)
+    worker = build_worker(
+        settings, name, registry=SchemaRegistryClient.new_client({"url": "mock://"})
+    )
+    started = time.monotonic()
+    await run_until([worker], len(records), timeout=600)
+    elapsed = time.monotonic() - started
+
+    out = consume_all(kafka.bootstrap, [f"{name}.{r}" for r in ROUTES])
+    per_key = Counter(m.key for m in out)
+    assert set(per_key) == {k for k, _ in records}
+    assert max(per_key.values()) == 1, "an input produced more than one outcome"
+    routes = Counter(m.topic.removeprefix(f"{name}.") for m in out)
+    spent, retries, attempts = 0.0, 0, 0
+    for msg in out:
+        if msg.topic.endswith(".valid"):
+            _data, prov = valid_data(msg)
+            spent += float(prov["cost_usd"])
+            attempts += int(prov["attempts"])
+            retries += int(msg.headers.get("streams.attempts", b"1")) - 1
+        else:
+            env = json.loads(msg.value or b"")
+            spent += sum(
+                a["input_tokens"] * 0.15e-6 + a["output_tokens"] * 0.6e-6 for a in env["attempts"]
+            )
+            attempts += len(env["attempts"])
+    assert spent <= cap + 1e-9
+    import httpx
+
+    stats = httpx.get(f"{sim}/_sim/stats").json()
+    _report(
+        "fault_storm",
+        {
+            "inputs": len(records),
+            "routes": dict(routes),
+            "model_answers": attempts,
+            "simulator_stats": stats,
+            "spend_usd": round(spent, 6),
+            "cap_usd": cap,
+            "seconds": round(elapsed, 1),
+            "paused_retries": worker.stats.paused_retries,
+        },
+    )
+    assert routes["valid"] > 0 and routes["over-budget"] > 0
+
+
+def _write_config(
+    path: Path, bootstrap: str, sim: str, name: str, registry: str, **worker: Any
+) -> Path:
+    worker_toml = "\n".join(f"{k} = {json.dumps(v)}" for k, v in worker.items())
+    path.write_text(
+        f"""
+[kafka]
+bootstrap_servers = "{bootstrap}"
+
+[llm]
+base_url = "{sim}/v1"
+model = "sim-extractor-1"
+timeout_s = 5
+
+[registry]
+url = "{registry}"
+
+[budgets]
+backoff_base_s = 0.05
+backoff_max_s = 1.0
+
+[worker]
+commit_interval_s = 0.2
+max_in_flight = 32
+{worker_toml}
+
+[[pipelines]]
+name = "{name}"
+input_topic = "{name}.raw"
+contract = "invoice"
+contract_version = 1
+"""
+    )
+    return path
+
+
+def _spawn_worker(config: Path, name: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with log.open("ab") as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streams", "run", name, "--config", str(config)],
+            cwd=REPO,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+
+def _count_outputs(bootstrap: str, name: str) -> int:
+    return len(consume_all(bootstrap, [f"{name}.{r}" for r in ROUTES], timeout=10))
+
+
+def _wait_outputs(bootstrap: str, name: str, at_least: int, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    n = 0
+    while time.monotonic() < deadline:
+        n = _count_outputs(bootstrap, name)
+        if n >= at_least:
+            return n
+        time.sleep(0.5)
+    raise AssertionError(f"only {n} outputs after {timeout}s (wanted {at_least})")
+
+
+def _first_occurrence_order(valid: list[Message]) -> dict[bytes, list[int]]:
+    seen: set[tuple[bytes, int]] = set()
+    order: dict[bytes, list[int]] = {}
+    for msg in sorted(valid, key=lambda m: (m.partition, m.offset)):
+        _data, prov = valid_data(msg)
+        assert msg.key is not None
+        ident = (msg.key, int(prov["source_offset"]))
+        if ident in seen:
+            continue
+        seen.add(ident)
+        order.setdefault(msg.key, []).append(int(prov["source_offset"]))
+    return order
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("exactly_once", [False, True], ids=["at-least-once", "exactly-once"])
+def test_worker_killed_mid_flight_loses_nothing(
+    kafka: LocalKafka,
+    invoice_samples: Path,
+    sim_factory: Any,
+    tmp_path: Path,
+    registry_url: str,
+    exactly_once: bool,
+) -> None:
+    """kill -9 with many calls in flight, restart: nothing lost, same-key order kept."""
+    sim = sim_factory(fixture_dirs=[invoice_samples], latency_ms=150)
+    name = new_name("kill")
+    extra: dict[str, Any] = {"cache": False}
+    if exactly_once:
+        extra |= {"exactly_once": True, "worker_id": "w1"}
+    config = _write_config(tmp_path / "w.toml", kafka.bootstrap, sim, name, registry_url, **extra)
+    records = _inputs(invoice_samples, 400, keys=40)
+    produce(kafka.bootstrap, f"{name}.raw", records)
+    log = tmp_path / "worker.log"
+    first = _spawn_worker(config, name, log)
+    try:
+        _wait_outputs(kafka.bootstrap, name, 60, timeout=120)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+    second = _spawn_worker(config, name, log)
+    try:
+        _wait_outputs(kafka.bootstrap, name, len(records), timeout=240)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(60)
+
+    out = consume_all(kafka.bootstrap, [f"{name}.{r}" for r in ROUTES])
+    sources: Counter[tuple[bytes | None, int]] = Counter()
+    data: dict[tuple[bytes | None, int], dict[str, Any]] = {}
+    for msg in out:
+        assert msg.topic.endswith(".valid"), log.read_text()[-3000:]
+        record, prov = valid_data(msg)
+        ident = (msg.key, int(prov["source_offset"]))
+        sources[ident] += 1
+        if ident in data:
+            assert data[ident] == record, "a duplicate differs from the original"
+        data[ident] = record
+    assert len(sources) == len(records), "an input has no output"
+    duplicates = sum(c - 1 for c in sources.values())
+    if exactly_once:
+        assert duplicates == 0
+    for key, offsets in _first_occurrence_order(
+        [m for m in out if m.topic.endswith(".valid")]
+    ).items():
+        assert offsets == sorted(offsets), f"key {key!r} out of order: {offsets}"
+    _report(
+        f"kill_{'eos' if exactly_once else 'alo'}",
+        {"inputs": len(records), "outputs": len(out), "duplicates": duplicates},
+    )
+
+
+@pytest.mark.slow
+async def test_broker_restart_mid_run_recovers(
+    invoice_samples: Path, sim_factory: Any, tmp_path: Path
+) -> None:
+    """The broker restarts mid-run; the worker recovers on its own and nothing is lost."""
+    broker = LocalKafka(default_cache_dir(), data_dir=tmp_path / "kafka", progress=print)
+    broker.start()
+    try:
+        sim = sim_factory(fixture_dirs=[invoice_samples], latency_ms=40)
+        name = new_name("restart")
+        settings = pipeline_settings(broker.bootstrap, sim, name, worker={"cache": False})
+        records = _inputs(invoice_samples, 300, keys=30)
+        produce(broker.bootstrap, f"{name}.raw", records)
+        worker = build_worker(
+            settings, name, registry=SchemaRegistryClient.new_client({"url": "mock://"})
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        try:
+            async with asyncio.timeout(120):
+                while worker.stats.total_out < 60:
+                    await asyncio.sleep(0.05)
+            await asyncio.to_thread(broker.restart)
+            async with asyncio.timeout(300):
+                while True:
+                    done = await asyncio.to_thread(_count_outputs, broker.bootstrap, name)
+                    if done >= len(records) and worker.stats.total_out >= len(records):
+                        break
+                    if task.done():
+                        task.result()
+                    await asyncio.sleep(1.0)
+        finally:
+            stop.set()
+            await task
+            await worker.pipeline.extractor.provider.aclose()
+        out = consume_all(broker.bootstrap, [f"{name}.{r}" for r in ROUTES])
+        per_key_offsets = {(m.key, valid_data(m)[1]["source_offset"]) for m in out}
+        assert len(per_key_offsets) == len(records)
+        _report(
+            "broker_restart",
+            {"inputs": len(records), "outputs": len(out), "duplicates": len(out) - len(records)},
+        )
+    finally:
+        broker.stop()

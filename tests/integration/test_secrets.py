@@ -1,0 +1,89 @@
+"""A canary API key never leaves the HTTP Authorization header: not in logs, topics or metrics."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from prometheus_client import generate_latest
+
+from streams.app import build_worker
+from streams.devstack.kafka import LocalKafka
+from streams.logs import JsonFormatter
+from streams.metrics import Metrics
+from streams.simulator import SimulatorConfig, SimulatorThread
+from tests.integration.kafka_utils import ROUTES, consume_all, produce
+from tests.integration.pipeline_utils import new_name, run_until, settings_for, sim_requests
+from tests.integration.test_prometheus import mixed_batch
+
+pytestmark = pytest.mark.integration
+
+
+async def test_api_key_canary_appears_nowhere(
+    kafka: LocalKafka,
+    invoice_samples: Path,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """The key reaches the provider, and no log line, record, header, metric or repr holds it."""
+    canary = f"sk-canary-{uuid.uuid4().hex}"
+    batch = mixed_batch(invoice_samples)
+    name = new_name("secret")
+    config = SimulatorConfig(fixture_dirs=[invoice_samples], script=batch.rules, api_key=canary)
+    with SimulatorThread(config) as sim:
+        sim_url = sim.url
+        # Not vacuous: this simulator refuses a request without the key.
+        refused = httpx.post(f"{sim_url}/v1/chat/completions", json={"model": "m", "messages": []})
+        assert refused.status_code == 401
+        settings = settings_for(kafka, sim_url, name, llm={"api_key": canary})
+        metrics = Metrics()
+        produce(kafka.bootstrap, f"{name}.raw", batch.records)
+        caplog.set_level(logging.DEBUG)
+        worker = build_worker(
+            settings,
+            name,
+            registry=SchemaRegistryClient.new_client({"url": "mock://"}),
+            metrics=metrics,
+        )
+        await run_until([worker], len(batch.records))
+        requests = sim_requests(sim_url)
+
+    # The key was sent and accepted: every recorded request passed auth, and records are valid.
+    assert requests
+    assert not [r for r in requests if r["behaviour"] == "rejected:auth"]
+    assert worker.stats.produced == batch.counts()
+
+    needle = canary.encode()
+    outputs = consume_all(kafka.bootstrap, [f"{name}.{r}" for r in (*ROUTES, "cache")])
+    assert len([m for m in outputs if not m.topic.endswith(".cache")]) == len(batch.records)
+    for msg in outputs:
+        assert needle not in (msg.value or b""), msg.topic
+        assert needle not in (msg.key or b""), msg.topic
+        for header, value in msg.headers.items():
+            assert needle not in value, f"{msg.topic} header {header}"
+
+    formatter = JsonFormatter()
+    lines = [formatter.format(r) for r in caplog.records]
+    assert len(lines) > 10, "expected DEBUG logs from the run"
+    assert not [line for line in lines if canary in line]
+    captured = capfd.readouterr()
+    assert canary not in captured.out
+    assert canary not in captured.err
+
+    assert needle not in generate_latest(metrics.registry)
+    assert canary not in repr(settings)
+    assert canary not in str(settings)
+    assert canary not in settings.model_dump_json()
+    assert canary not in repr(settings.llm)
+
+    # INFO and above never carry a whole document.
+    documents = [t for t in batch.texts.values() if len(t) > 80]
+    assert documents
+    info = [formatter.format(r) for r in caplog.records if r.levelno >= logging.INFO]
+    for text in documents:
+        assert not [line for line in info if text in line]
+        assert not [line for line in info if text[:200] in line]
