@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AdminClient,
     NewTopic,
@@ -26,6 +26,12 @@ ROUTES = ("valid", "invalid", "over-budget", "dlq")
 LOG_APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
 
 TP = tuple[str, int]
+
+_METADATA_LAG = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+}
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,12 @@ class Broker:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             known = self.admin.list_topics(timeout=10).topics
-            if all(n in known and known[n].partitions for n in names):
+            if all(
+                n in known
+                and known[n].partitions
+                and all(p.leader >= 0 for p in known[n].partitions.values())
+                for n in names
+            ):
                 return
             time.sleep(0.1)
         raise RuntimeError(f"topics {names} did not appear within {timeout:.0f}s")
@@ -93,8 +104,23 @@ class Broker:
         }
         if not request:
             return {}
-        futures = self.admin.list_offsets(request, request_timeout=15)
-        return {(tp.topic, tp.partition): f.result(timeout=30).offset for tp, f in futures.items()}
+        for attempt in range(20):
+            futures = self.admin.list_offsets(request, request_timeout=15)
+            try:
+                return {
+                    (tp.topic, tp.partition): f.result(timeout=30).offset
+                    for tp, f in futures.items()
+                }
+            except KafkaException as exc:
+                # A just-created topic's leader may not be known everywhere yet.
+                err = exc.args[0] if exc.args else None
+                transient = isinstance(err, KafkaError) and (
+                    err.retriable() or err.code() in _METADATA_LAG
+                )
+                if not transient or attempt == 19:
+                    raise
+                time.sleep(0.25)
+        raise AssertionError("unreachable")
 
     def produced_since(self, base: dict[TP, int], topics: Iterable[str]) -> int:
         """Records appended to ``topics`` since the watermarks in ``base``."""

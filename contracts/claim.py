@@ -75,8 +75,8 @@ class InvolvedParty(BaseModel):
         "model or registration) or a damaged or lost item."
     )
     role: Text = Field(
-        description="Its part in the incident in a few words, e.g. other driver, witness, "
-        "damaged item, treating hospital, airline, landlord."
+        description="Its part in the incident in a few words taken from the document, e.g. "
+        "other driver, witness, landlord, airline, stolen, damaged."
     )
 
 
@@ -227,9 +227,10 @@ loss, with several listed amounts added up only when the document gives no total
 amount is a JSON number: no currency symbols, no spaces or thousands separators, a dot \
 as decimal separator ("1.234,50 €" is 1234.50, "¥185,000" is 185000). currency is the ISO \
 4217 code (€ is EUR, £ is GBP, $ is USD unless another dollar is named).
-9. involved_parties: every other person, business, vehicle or item the account names \
-(other driver, witness, repair shop, hospital, airline, damaged or stolen item), each \
-once, with its role in a few words. Not the claimant, not the insurer.
+9. involved_parties: every other person or business the account names (other driver, \
+witness, neighbour, airline, hospital, repair shop) and every vehicle or item it says was \
+stolen or damaged, each once, with its role in a few words taken from the document. Not \
+the claimant, not the insurer or its staff.
 10. police_report_number: the police, crime or incident report reference as printed, or \
 null.
 11. The text may be an e-mail thread, HTML or OCR output. Ignore quoted replies from the \
@@ -284,7 +285,6 @@ CLAIM_V1: Final = register(
                         "currency": "USD",
                         "involved_parties": [
                             {"name": "Mark Boyce", "role": "other driver"},
-                            {"name": "Honda Civic", "role": "damaged vehicle"},
                         ],
                         "police_report_number": "24-031877",
                     },
@@ -304,7 +304,7 @@ CLAIM_V1: Final = register(
                         "claimed_amount": 3150.0,
                         "currency": "EUR",
                         "involved_parties": [
-                            {"name": "Parkettboden im Flur", "role": "damaged item"},
+                            {"name": "Parkettboden im Flur", "role": "beschädigt"},
                         ],
                         "police_report_number": None,
                     },
@@ -312,6 +312,14 @@ CLAIM_V1: Final = register(
             ),
         ),
         compatibility="BACKWARD",
+        # Identifiers a model could invent must be copied from the claim itself; a
+        # missing optional value is not checked. Dates and amounts may be derived.
+        grounding_required=(
+            "policy_number",
+            "claimant_name",
+            "contact_email",
+            "police_report_number",
+        ),
         description="An insurance claim (first notice of loss): policy number, claimant, "
         "claim type, incident and report dates in order, location, the claimant's account, "
         "amount claimed in an ISO 4217 currency, other parties and any police report.",

@@ -344,6 +344,9 @@ LEAD_V1: Final = register(
             ),
         ),
         compatibility="BACKWARD",
+        # Contact details a model could invent must be on the page; a missing optional
+        # value is not checked. The domain may come from links the text does not show.
+        grounding_required=("company_name", "contact_email", "contact_phone", "founded_year"),
         description="A sales lead: a company's name, web domain, industry, size bucket, "
         "head-office country (ISO 3166-1 alpha-2), founding year, contact, products, funding "
         "stage and its own one-sentence description.",

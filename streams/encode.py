@@ -16,6 +16,7 @@ import struct
 from typing import Any
 
 import fastavro
+import httpx
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
@@ -60,20 +61,29 @@ class AvroWireEncoder:
     def register(self) -> int:
         """Register (or look up) the schema under the subject; fail fast at start-up."""
         schema = Schema(json.dumps(self.schema_dict), "AVRO")
+        level = self.contract.compatibility
         try:
-            # The subject's compatibility level is the contract's declared one, so the
-            # registry itself refuses an incompatible version of this contract line.
-            if self.manage_compatibility:
-                self._registry.set_compatibility(
-                    subject_name=self.subject, level=self.contract.compatibility
-                )
-            schema_id = self._registry.register_schema(self.subject, schema)
+            if not self.manage_compatibility:
+                schema_id = self._registry.register_schema(self.subject, schema)
+            else:
+                # The subject's level is the contract's declared one, so the registry
+                # itself refuses an incompatible version of this contract line.
+                try:
+                    self._registry.set_compatibility(subject_name=self.subject, level=level)
+                    schema_id = self._registry.register_schema(self.subject, schema)
+                except SchemaRegistryError as exc:
+                    if exc.http_status_code != 404:
+                        raise
+                    # Apicurio refuses per-subject config before the subject exists; a
+                    # first version has nothing to be compatible with, so register first.
+                    schema_id = self._registry.register_schema(self.subject, schema)
+                    self._registry.set_compatibility(subject_name=self.subject, level=level)
         except SchemaRegistryError as exc:
             raise ConfigError(
                 f"schema registry refused {self.subject}: {exc.error_message} "
                 f"(HTTP {exc.http_status_code}); check registry.url and compatibility"
             ) from exc
-        except Exception as exc:  # network errors surface as assorted types
+        except (httpx.HTTPError, OSError) as exc:
             raise ConfigError(
                 f"schema registry unreachable for {self.subject}: {exc}; check registry.url"
             ) from exc

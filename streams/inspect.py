@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import datetime as dt
 import io
 import json
@@ -34,7 +35,7 @@ import struct
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -46,7 +47,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from streams.errors import ConfigError
 from streams.settings import Price, Settings
 
-__all__ = ["Row", "explain", "register", "tail"]
+__all__ = ["Record", "Row", "Schemas", "explain", "register", "row_for", "tail"]
 
 ROUTES = ("valid", "invalid", "over-budget", "dlq")
 TEXT_PREVIEW = 300
@@ -100,13 +101,16 @@ class _Progress:
 
 
 class _Reader:
-    """A consumer without a group position: assign, read, close."""
+    """Consumers without a group position: assign, read, close. No offsets are committed."""
 
     def __init__(self, bootstrap: str) -> None:
         self.bootstrap = bootstrap
-        self.consumer = Consumer(
+        self.consumer = self._new_consumer()  # metadata and watermarks
+
+    def _new_consumer(self) -> Consumer:
+        return Consumer(
             {
-                "bootstrap.servers": bootstrap,
+                "bootstrap.servers": self.bootstrap,
                 "group.id": f"streams-inspect-{uuid.uuid4().hex[:8]}",
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",
@@ -146,41 +150,47 @@ class _Reader:
         *,
         follow: bool = False,
         progress: _Progress | None = None,
-    ) -> Iterator[Record]:
+    ) -> Generator[Record, None, None]:
         """Records from ``starts`` up to ``ends`` (or forever, with ``follow``)."""
         remaining = {p: end for p, end in ends.items() if follow or starts[p] < end}
         if not remaining:
             return
-        self.consumer.assign([TopicPartition(topic, p, starts[p]) for p in remaining])
-        while remaining or follow:
-            msg = self.consumer.poll(0.5)
-            if msg is None:
-                # Transaction markers take offsets but are never delivered: compare positions.
-                for tp in self.consumer.position([TopicPartition(topic, p) for p in remaining]):
-                    if tp.offset >= remaining.get(tp.partition, 1 << 62):
-                        remaining.pop(tp.partition, None)
-                continue
-            err = msg.error()
-            if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
-                    remaining.pop(msg.partition() or 0, None)
+        # A fresh consumer per read: re-assigning a used one stalls for seconds per topic.
+        consumer = self._new_consumer()
+        try:
+            consumer.assign([TopicPartition(topic, p, starts[p]) for p in remaining])
+            while remaining or follow:
+                msg = consumer.poll(0.5)
+                if msg is None:
+                    # Transaction markers take offsets but are never delivered: compare positions.
+                    for tp in consumer.position([TopicPartition(topic, p) for p in remaining]):
+                        if tp.offset >= remaining.get(tp.partition, 1 << 62):
+                            remaining.pop(tp.partition, None)
                     continue
-                raise ConfigError(f"reading {topic!r} failed: {err.str()}")
-            record = _record(msg, topic)
-            if record.offset + 1 >= remaining.get(record.partition, 1 << 62):
-                remaining.pop(record.partition, None)
-            if progress is not None:
-                progress.tick()
-            yield record
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        remaining.pop(msg.partition() or 0, None)
+                        continue
+                    raise ConfigError(f"reading {topic!r} failed: {err.str()}")
+                record = _record(msg, topic)
+                if record.offset + 1 >= remaining.get(record.partition, 1 << 62):
+                    remaining.pop(record.partition, None)
+                if progress is not None:
+                    progress.tick()
+                yield record
+        finally:
+            consumer.close()
 
     def fetch(self, topic: str, partition: int, offset: int) -> Record | None:
         """The one record at ``topic[partition]@offset``, if it is still there."""
         low, high = self.partitions(topic).get(partition, (0, 0))
         if not low <= offset < high:
             return None
-        for record in self.read(topic, {partition: offset}, {partition: offset + 1}):
-            return record if record.offset == offset else None
-        return None
+        with contextlib.closing(
+            self.read(topic, {partition: offset}, {partition: offset + 1})
+        ) as it:
+            return next((r for r in it if r.offset == offset), None)
 
 
 def _record(msg: Message, topic: str) -> Record:
@@ -217,7 +227,10 @@ class Schemas:
         if settings.registry.url.startswith(("http://", "https://")):
             from confluent_kafka.schema_registry import SchemaRegistryClient
 
-            self._registry = SchemaRegistryClient({"url": settings.registry.url})
+            # A CLI: one quick try, then the checked-in schemas.
+            self._registry = SchemaRegistryClient(
+                {"url": settings.registry.url, "timeout": 5, "max.retries": 1}
+            )
 
     def decode(self, record: Record) -> dict[str, Any]:
         value = record.value or b""
@@ -398,8 +411,12 @@ def tail(
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    """Print the records of ``topic``: the last ``max_records`` (default 20), or all of
-    them from the beginning; with ``follow``, keep printing new ones."""
+    """Print the records of ``topic``, like ``tail -n N [-f]``.
+
+    Without ``from_beginning``: the last ``max_records`` (default 20), then, with
+    ``follow``, every new record until interrupted. With ``from_beginning``: from
+    the first record, stopping after ``max_records`` rows in total (if given).
+    """
     out, err = out or sys.stdout, err or sys.stderr
     if fmt not in ("table", "json"):
         raise ConfigError(f"unknown --format {fmt!r}; use table or json")
@@ -424,7 +441,7 @@ def tail(
         if fmt == "table":
             print(TABLE_HEADER, file=out)
         printed = 0
-        limit = max_records if from_beginning or follow else None
+        limit = max_records if from_beginning else None
 
         def emit(record: Record) -> bool:
             nonlocal printed
@@ -438,9 +455,10 @@ def tail(
                 return 0
         if follow:
             latest = {p: high for p, (_low, high) in reader.partitions(topic).items()}
-            for record in reader.read(topic, latest, latest, follow=True):
-                if not emit(record):
-                    return 0
+            with contextlib.closing(reader.read(topic, latest, latest, follow=True)) as new:
+                for record in new:
+                    if not emit(record):
+                        return 0
         return 0
     finally:
         reader.close()
@@ -632,8 +650,8 @@ def _journey_lines(journey: _Journey, price: Price | None) -> Iterator[str]:
         yield f"reason  {d.get('reason')}  ({d.get('error_type')})"
         if d.get("message"):
             yield f"        {_short(str(d['message']), 200)}"
-        if d.get("budget"):
-            yield f"budget  {d['budget']}"
+        if isinstance(budget := d.get("budget"), dict):
+            yield f"budget  {budget.get('name')}: {budget.get('used')} over {budget.get('limit')}"
         if d.get("provider_status") is not None:
             yield f"provider status {d['provider_status']}"
         if errors := _field_errors(d.get("errors") or [], limit=10):
@@ -659,13 +677,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "tail",
         help="print the records of an output topic, one readable row each",
         description="Decode <pipeline>.valid (Avro wire format) or the JSON envelopes of "
-        ".invalid/.over-budget/.dlq. Without --from-beginning, prints the last --max "
-        f"records (default {DEFAULT_TAIL}).",
+        ".invalid/.over-budget/.dlq. Like tail -n N [-f]: without --from-beginning, prints "
+        f"the last --max records (default {DEFAULT_TAIL}), then new ones with --follow; with "
+        "--from-beginning, stops after --max records in total.",
     )
     t.add_argument("topic")
     _common(t)
     t.add_argument("--from-beginning", action="store_true", help="read from the first record")
-    t.add_argument("--max", type=int, default=None, metavar="N", help="print at most N records")
+    t.add_argument(
+        "--max", type=int, default=None, metavar="N", help="how many records (see above)"
+    )
     t.add_argument("--follow", action="store_true", help="keep printing new records (Ctrl-C)")
     t.add_argument("--format", choices=["table", "json"], default="table")
     t.set_defaults(func=_tail_cmd)

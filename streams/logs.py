@@ -43,3 +43,5 @@ def configure_logging(level: str = "INFO", *, json_logs: bool = True) -> None:
     root.setLevel(level.upper())
     # aiokafka is chatty at INFO about group membership; keep it to warnings.
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
+    # httpx logs every request URL at INFO (the schema-registry client uses it).
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import enum
 import io
 import json
@@ -12,19 +14,39 @@ from typing import Any, Literal
 
 import fastavro
 import pytest
-from pydantic import BaseModel, Field
+from fastavro.read import SchemaResolutionError
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from contracts import SAMPLES_DIR, ContractVersion, Prompt, all_contracts, get_contract
+from contracts import (
+    SAMPLES_DIR,
+    ContractVersion,
+    Example,
+    Prompt,
+    all_contracts,
+    base,
+    get_contract,
+    register,
+)
 from contracts.invoice import Invoice
+from contracts.invoice_v2 import Invoice as InvoiceV2
+from contracts.invoice_v3 import Invoice as InvoiceV3
+from streams._avro_envelopes import ENVELOPE_SCHEMA_VERSION
 from streams.avro_schema import (
+    ENVELOPE_KINDS,
+    GROUNDING_SCHEMA,
     PROVENANCE_SCHEMA,
     avro_schema_for,
     check_schema_files,
+    envelope_datum,
+    envelope_schema,
+    grounding_datum,
     schema_path,
     to_avro_datum,
     write_schema_files,
 )
+from streams.encode import ENVELOPE_VERSION, envelope_bytes
 from streams.errors import ConfigError
+from streams.grounding import ground
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 INVOICE_ANSWERS = sorted((SAMPLES_DIR / "invoice").glob("*.json"))
@@ -94,17 +116,24 @@ def test_invoice_schema_names_and_decimal_types() -> None:
 
 
 def test_every_field_has_a_doc() -> None:
-    """Each field of the invoice schema and of the provenance record carries a doc."""
+    """Each field of the invoice schema, the provenance and the grounding record has a doc."""
     schema = avro_schema_for(get_contract("invoice", 1))
     line_item = next(f for f in schema["fields"] if f["name"] == "line_items")["type"]["items"]
-    for field in [*schema["fields"], *line_item["fields"], *PROVENANCE_SCHEMA["fields"]]:
+    field_grounding = GROUNDING_SCHEMA["fields"][1]["type"]["items"]
+    for field in [
+        *schema["fields"],
+        *line_item["fields"],
+        *PROVENANCE_SCHEMA["fields"],
+        *GROUNDING_SCHEMA["fields"],
+        *field_grounding["fields"],
+    ]:
         assert field.get("doc"), field["name"]
 
 
-def test_provenance_is_the_last_field() -> None:
-    """The value schema ends with the provenance record, with the agreed fields in order."""
+def test_provenance_comes_after_the_contract_fields() -> None:
+    """The provenance record follows the contract's fields, with the agreed fields in order."""
     schema = avro_schema_for(get_contract("invoice", 1))
-    last = schema["fields"][-1]
+    last = schema["fields"][-2]
     assert last["name"] == "provenance"
     assert last["type"]["name"] == "Provenance"
     assert last["type"]["namespace"] == "streams.provenance"
@@ -134,28 +163,51 @@ def test_provenance_is_the_last_field() -> None:
 
 
 def test_schema_is_a_fresh_copy() -> None:
-    """Changing a returned schema does not leak into the next call or PROVENANCE_SCHEMA."""
+    """Changing a returned schema leaks into neither the next call nor the shared records."""
     contract = get_contract("invoice", 1)
     first = avro_schema_for(contract)
-    first["fields"][-1]["type"]["fields"].clear()
+    first["fields"][-2]["type"]["fields"].clear()
+    first["fields"][-1]["type"][1]["fields"].clear()
     first["fields"][0]["name"] = "changed"
     second = avro_schema_for(contract)
     assert second["fields"][0]["name"] == "vendor"
-    assert len(second["fields"][-1]["type"]["fields"]) == len(PROVENANCE_SCHEMA["fields"])
+    assert len(second["fields"][-2]["type"]["fields"]) == len(PROVENANCE_SCHEMA["fields"])
+    assert second["fields"][-1]["type"][1] == GROUNDING_SCHEMA
+    assert len(GROUNDING_SCHEMA["fields"]) == 2
 
 
 @pytest.mark.parametrize("path", INVOICE_ANSWERS, ids=lambda p: p.stem)
 def test_sample_record_roundtrips_through_avro(path: Path) -> None:
     """Each sample invoice survives an Avro write and read with Decimals and dates intact."""
     invoice = Invoice.model_validate_json(path.read_text(encoding="utf-8"), strict=True)
-    datum = to_avro_datum(invoice) | {"provenance": PROVENANCE_DATUM}
+    datum = to_avro_datum(invoice) | {"provenance": PROVENANCE_DATUM, "grounding": None}
     read = _roundtrip(avro_schema_for(get_contract("invoice", 1)), datum)
     assert read == datum
     assert isinstance(read["total"], Decimal)
     assert isinstance(read["issue_date"], date)
     assert read["provenance"]["processed_at"] == PROVENANCE_DATUM["processed_at"]
     read.pop("provenance")
+    read.pop("grounding")
     assert Invoice.model_validate(read) == invoice
+
+
+OTHER_ANSWERS = [
+    (name, path)
+    for name in ("claim", "lead")
+    for path in sorted((SAMPLES_DIR / name).glob("*.json"))
+]
+
+
+@pytest.mark.parametrize(("name", "path"), OTHER_ANSWERS, ids=lambda v: getattr(v, "stem", v))
+def test_claim_and_lead_samples_roundtrip_through_avro(name: str, path: Path) -> None:
+    """Each claim and lead sample survives an Avro write and read and validates again."""
+    contract = get_contract(name, 1)
+    record = contract.model.model_validate_json(path.read_text(encoding="utf-8"), strict=True)
+    datum = to_avro_datum(record) | {"provenance": PROVENANCE_DATUM}
+    read = _roundtrip(avro_schema_for(contract), datum)
+    assert read == datum | {"grounding": None}
+    fields = {k: v for k, v in read.items() if k not in ("provenance", "grounding")}
+    assert contract.model.model_validate(fields) == record
 
 
 def test_datum_quantizes_decimals_to_the_schema_scale() -> None:
@@ -279,12 +331,17 @@ class ClashingName(BaseModel):
     provenance: str = Field(description="collides with the provenance field")
 
 
+class ClashingGrounding(BaseModel):
+    grounding: str = Field(description="collides with the grounding field")
+
+
 @pytest.mark.parametrize(
     ("model", "message"),
     [
         pytest.param(LooseDecimal, "max_digits", id="decimal-without-limits"),
         pytest.param(AnyUnion, "T | None", id="union"),
         pytest.param(ClashingName, "reserved", id="provenance-field"),
+        pytest.param(ClashingGrounding, "reserved", id="grounding-field"),
     ],
 )
 def test_unmappable_models_are_config_errors(model: type[BaseModel], message: str) -> None:
@@ -309,8 +366,8 @@ def test_checked_in_schemas_match_the_models() -> None:
 
 def test_write_is_deterministic_and_newline_terminated(tmp_path: Path) -> None:
     """Writing twice gives identical, sorted, pretty JSON ending in one newline."""
-    (path,) = [p for p in write_schema_files(tmp_path) if p.parent.name == "invoice"]
-    assert path == tmp_path / "avro" / "invoice" / "v1.avsc"
+    path = tmp_path / "avro" / "invoice" / "v1.avsc"
+    assert path in write_schema_files(tmp_path)
     first = path.read_text(encoding="utf-8")
     write_schema_files(tmp_path)
     assert path.read_text(encoding="utf-8") == first
@@ -373,6 +430,361 @@ def test_check_reports_a_contract_avro_cannot_carry(
     monkeypatch.setattr(
         "streams.avro_schema.all_contracts", lambda: iter([_contract(LooseDecimal)])
     )
-    (problem,) = check_schema_files(tmp_path)
+    (problem,) = [p for p in check_schema_files(tmp_path) if p.startswith("avro/probe/")]
     assert problem.startswith("avro/probe/v1.avsc: cannot generate a schema for probe.v1: ")
     assert "max_digits" in problem
+
+
+# -- grounding in the value schema --------------------------------------------------------
+
+
+def _resolve(datum: dict[str, Any], writer: dict[str, Any], reader: dict[str, Any]) -> Any:
+    """Write ``datum`` with the writer's schema and read it back with the reader's."""
+    parsed_writer = fastavro.parse_schema(writer)
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, parsed_writer, datum)
+    buffer.seek(0)
+    return fastavro.schemaless_reader(buffer, parsed_writer, fastavro.parse_schema(reader))
+
+
+def _invoice(name: str = "01-acme-industrial-usd") -> Invoice:
+    text = (SAMPLES_DIR / "invoice" / f"{name}.json").read_text(encoding="utf-8")
+    return Invoice.model_validate_json(text, strict=True)
+
+
+def test_grounding_is_the_last_field_and_optional() -> None:
+    """The value schema ends with an optional grounding record that defaults to null."""
+    last = avro_schema_for(get_contract("invoice", 1))["fields"][-1]
+    assert last["name"] == "grounding"
+    assert last["default"] is None
+    null, record = last["type"]
+    assert (null, record["name"], record["namespace"]) == ("null", "Grounding", "streams.grounding")
+    entry = record["fields"][1]["type"]["items"]
+    assert [(f["name"], f["type"]) for f in entry["fields"]] == [
+        ("path", "string"),
+        ("found", "boolean"),
+        ("start", ["null", "int"]),
+        ("end", ["null", "int"]),
+        ("method", "string"),
+    ]
+
+
+def test_datum_leaves_grounding_to_the_caller_and_null_is_written() -> None:
+    """to_avro_datum has no grounding key; a datum without one is written as null."""
+    datum = to_avro_datum(_invoice()) | {"provenance": PROVENANCE_DATUM}
+    assert "grounding" not in datum
+    assert _roundtrip(avro_schema_for(get_contract("invoice", 1)), datum)["grounding"] is None
+
+
+def test_grounding_datum_roundtrips_with_spans() -> None:
+    """grounding_datum of a real grounding is written and read back unchanged."""
+    invoice = _invoice()
+    text = (SAMPLES_DIR / "invoice" / "01-acme-industrial-usd.txt").read_text(encoding="utf-8")
+    grounding = grounding_datum(ground(invoice, text))
+    datum = to_avro_datum(invoice) | {"provenance": PROVENANCE_DATUM, "grounding": grounding}
+    read = _roundtrip(avro_schema_for(get_contract("invoice", 1)), datum)
+    assert read["grounding"] == grounding
+    total = next(f for f in grounding["fields"] if f["path"] == "total")
+    assert total["found"]
+    assert text[total["start"] : total["end"]] == "622.42"
+
+
+def test_adding_grounding_kept_v1_backward_compatible() -> None:
+    """Data written with v1 before grounding existed reads with today's v1 schema as null."""
+    today = avro_schema_for(get_contract("invoice", 1))
+    before = today | {"fields": today["fields"][:-1]}
+    datum = to_avro_datum(_invoice()) | {"provenance": PROVENANCE_DATUM}
+    assert _resolve(datum, before, today)["grounding"] is None
+
+
+# -- invoice versions: proven with fastavro -----------------------------------------------
+
+
+def test_invoice_v1_data_reads_with_the_v2_schema() -> None:
+    """BACKWARD: a v2 reader reads a v1 record, with purchase_order filled as null."""
+    datum = to_avro_datum(_invoice()) | {"provenance": PROVENANCE_DATUM}
+    v1, v2 = (avro_schema_for(get_contract("invoice", n)) for n in (1, 2))
+    read = _resolve(datum, v1, v2)
+    assert read["purchase_order"] is None
+    assert {k: v for k, v in read.items() if k not in ("purchase_order", "grounding")} == datum
+
+
+def test_invoice_v2_data_reads_with_the_v1_schema() -> None:
+    """FORWARD: a v1 reader reads a v2 record that has a purchase order, and skips it."""
+    record = InvoiceV2.model_validate(dict(_invoice()) | {"purchase_order": "PO-77120"})
+    datum = to_avro_datum(record) | {"provenance": PROVENANCE_DATUM}
+    v1, v2 = (avro_schema_for(get_contract("invoice", n)) for n in (1, 2))
+    read = _resolve(datum, v2, v1)
+    assert "purchase_order" not in read
+    assert read | {"purchase_order": "PO-77120"} == datum | {"grounding": None}
+    assert Invoice.model_validate({k: v for k, v in read.items() if k in Invoice.model_fields})
+
+
+@pytest.mark.parametrize(("writer", "reader"), [(2, 3), (3, 2)], ids=["v2-to-v3", "v3-to-v2"])
+def test_invoice_v3_is_really_incompatible_with_v2(writer: int, reader: int) -> None:
+    """v3's vendor record cannot be resolved against v2's vendor string, either way."""
+    v3_example = get_contract("invoice", 3).prompt.examples[1].record
+    records = {
+        2: InvoiceV2.model_validate(dict(_invoice()) | {"purchase_order": None}),
+        3: InvoiceV3.model_validate_json(json.dumps(v3_example), strict=True),
+    }
+    datum = to_avro_datum(records[writer]) | {"provenance": PROVENANCE_DATUM}
+    schemas = {n: avro_schema_for(get_contract("invoice", n)) for n in (2, 3)}
+    with pytest.raises(SchemaResolutionError, match="Schema mismatch"):
+        _resolve(datum, schemas[writer], schemas[reader])
+
+
+def test_breaking_v3_is_not_checked_against_older_versions() -> None:
+    """v3 starts a new line (compatible_with None), so the repository's check stays clean."""
+    assert get_contract("invoice", 3).compatible_with is None
+    assert get_contract("invoice", 2).compatible_with == 1
+    assert check_schema_files(REPO_ROOT) == []
+
+
+def test_v3_declared_compatible_with_v2_would_be_flagged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same v3, declared FULL compatible with v2, fails both directions of the check."""
+    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
+    lying = dataclasses.replace(get_contract("invoice", 3), compatible_with=2, compatibility="FULL")
+    base._REGISTRY[("invoice", 3)] = lying
+    write_schema_files(tmp_path)
+    problems = check_schema_files(tmp_path)
+    assert [p.split(": a ")[0] for p in problems] == [
+        "avro/invoice/v3.avsc: invoice.v3 is not BACKWARD compatible with invoice.v2",
+        "avro/invoice/v3.avsc: invoice.v3 is not FORWARD compatible with invoice.v2",
+    ]
+    assert "a v3 reader cannot read v2 data (sample 01-acme-industrial-usd)" in problems[0]
+    assert "SchemaResolutionError: Schema mismatch: string is not record" in problems[0]
+    assert "a v2 reader cannot read v3 data (prompt example 1 of invoice.v3)" in problems[1]
+
+
+# -- the compatibility check --------------------------------------------------------------
+
+
+def _probe_model(**fields: Any) -> type[BaseModel]:
+    # Every version is named "Probe": Avro resolves records by name, like real versions.
+    model: type[BaseModel] = create_model(
+        "Probe", __config__=ConfigDict(extra="forbid"), __doc__="A probe.", **fields
+    )
+    return model
+
+
+_NAME = (str, Field(description="a name"))
+
+
+def _register_probes(monkeypatch: pytest.MonkeyPatch, *versions: ContractVersion) -> None:
+    """Register probe versions in a copy of the registry that the test then throws away."""
+    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
+    for version in versions:
+        register(version)
+
+
+def _probe(version: int, model: type[BaseModel], *records: dict[str, Any], **kw: Any) -> Any:
+    examples = tuple(Example(document="probe", record=r) for r in records)
+    return ContractVersion(
+        name="probe", version=version, model=model, prompt=Prompt("probe", examples), **kw
+    )
+
+
+def _probe_problems(tmp_path: Path) -> list[str]:
+    write_schema_files(tmp_path)
+    return [p for p in check_schema_files(tmp_path) if p.startswith("avro/probe/")]
+
+
+def test_required_field_without_default_under_backward_is_flagged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A v2 adding a required field without a default fails BACKWARD, with fastavro's reason."""
+    v1 = _probe(1, _probe_model(name=_NAME), {"name": "a"})
+    amount = (int, Field(description="required, no default"))
+    v2 = _probe(
+        2, _probe_model(name=_NAME, amount=amount), {"name": "b", "amount": 1}, compatible_with=1
+    )
+    _register_probes(monkeypatch, v1, v2)
+    assert _probe_problems(tmp_path) == [
+        "avro/probe/v2.avsc: probe.v2 is not BACKWARD compatible with probe.v1: a v2 reader "
+        "cannot read v1 data (prompt example 1 of probe.v1): SchemaResolutionError: "
+        "No default value for field amount in contracts.probe.v2.Probe"
+    ]
+
+
+def test_field_with_a_default_passes_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A v2 adding an optional field is proven FULL compatible, both directions."""
+    note = (str | None, Field(default=None, description="optional"))
+    v1 = _probe(1, _probe_model(name=_NAME), {"name": "a"})
+    v2 = _probe(
+        2,
+        _probe_model(name=_NAME, note=note),
+        {"name": "b", "note": "n"},
+        compatible_with=1,
+        compatibility="FULL",
+    )
+    _register_probes(monkeypatch, v1, v2)
+    assert _probe_problems(tmp_path) == []
+
+
+def test_a_version_without_data_gets_projected_datums(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A version no record validates as is proven with other versions' records projected."""
+    nickname = (str | None, Field(default=None, description="dropped in v2"))
+    v1 = _probe(1, _probe_model(name=_NAME, nickname=nickname), {"name": "a", "nickname": "b"})
+    v2 = _probe(2, _probe_model(name=_NAME), compatible_with=1, compatibility="FULL")
+    _register_probes(monkeypatch, v1, v2)
+    assert _probe_problems(tmp_path) == []
+
+
+def test_a_version_with_no_data_at_all_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no sample or example for the writer, the check says there is nothing to prove with."""
+    v1 = _probe(1, _probe_model(name=_NAME))
+    v2 = _probe(2, _probe_model(name=_NAME), compatible_with=1)
+    _register_probes(monkeypatch, v1, v2)
+    (problem,) = _probe_problems(tmp_path)
+    assert problem.startswith("avro/probe/v2.avsc: probe.v2 is not BACKWARD compatible with")
+    assert "no sample or prompt example validates as probe.v1" in problem
+
+
+def test_compatible_with_an_unregistered_version_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """compatible_with naming a version that does not exist is a problem, not a crash."""
+    _register_probes(monkeypatch, _probe(3, _probe_model(name=_NAME), compatible_with=2))
+    assert _probe_problems(tmp_path) == [
+        "avro/probe/v3.avsc: probe.v3 declares compatible_with=2, but probe.v2 is not registered"
+    ]
+
+
+def test_check_accepts_the_avro_folder_as_root(tmp_path: Path) -> None:
+    """`streams schemas --root avro` and the repository root name the same files."""
+    avro = tmp_path / "avro"
+    written = write_schema_files(avro)
+    assert avro / "invoice" / "v1.avsc" in written
+    assert not (avro / "avro").exists()
+    assert check_schema_files(avro) == []
+    schema_path(avro, get_contract("invoice", 2)).unlink()
+    assert check_schema_files(tmp_path) == [
+        "avro/invoice/v2.avsc: missing; generate it for invoice.v2"
+    ]
+
+
+# -- envelope schemas ---------------------------------------------------------------------
+
+
+def _envelope(kind: str) -> dict[str, Any]:
+    """An envelope as the pipeline writes it: a body through encode.envelope_bytes."""
+    body: dict[str, Any] = {
+        "pipeline": "invoices",
+        "contract": "invoice",
+        "contract_version": 1,
+        "prompt_version": "f76a88a301d6",
+        "route": kind,
+        "reason": "contract:total:total_mismatch",
+        "error_type": "AttemptsExhausted",
+        "message": "answer failed the contract after 3 attempts",
+        "errors": [
+            {"path": "total", "type": "total_mismatch", "message": "total 1 is not", "value": "1"}
+        ],
+        "attempts": [
+            {
+                "number": 1,
+                "input_tokens": 1834,
+                "output_tokens": 296,
+                "finish_reason": "stop",
+                "model_reported": "gpt-4o-mini-2024-07-18",
+                "latency_ms": 812.5,
+                "outcome": "contract_violation",
+                "errors": [{"path": "total", "type": "missing", "message": "m", "value": None}],
+                "transient_retries": 1,
+            }
+        ],
+        "last_output": '{"total": 1}',
+        "source": {
+            "topic": "invoices.raw",
+            "partition": 3,
+            "offset": 1204117,
+            "key": None,
+            "timestamp_ms": 1709641801250,
+        },
+        "processed_at": 1709641802000,
+        "document": {
+            "id": "doc-1",
+            "text": "INVOICE ...",
+            "sha256": "ab" * 32,
+            "source": {"mailbox": "ap@example.com", "received": "2024-03-05"},
+            "tenant": "acme",
+        },
+    }
+    if kind == "over-budget":
+        body["budget"] = {"name": "record_tokens", "limit": 4000, "used": 5210}
+    if kind == "dlq":
+        body["provider_status"] = 400
+    envelope: dict[str, Any] = json.loads(envelope_bytes(kind, body))
+    return envelope
+
+
+@pytest.mark.parametrize("kind", list(ENVELOPE_KINDS))
+def test_envelope_schema_roundtrips_the_pipeline_envelope(kind: str) -> None:
+    """Each envelope kind's schema parses and round-trips an envelope the pipeline writes."""
+    envelope = _envelope(kind)
+    datum = envelope_datum(envelope)
+    read = _roundtrip(envelope_schema(kind), datum)
+    assert read["processed_at"] == datetime(2024, 3, 5, 12, 30, 2, tzinfo=UTC)
+    assert read["source"]["timestamp_ms"] == datetime(2024, 3, 5, 12, 30, 1, 250_000, tzinfo=UTC)
+    assert json.loads(read["document"]["source"]) == envelope["document"]["source"]
+    assert read["raw_value_b64"] is None
+    assert read["errors"] == envelope["errors"]
+    assert read["attempts"] == envelope["attempts"]
+    assert read["budget"] == envelope.get("budget")
+    assert read["provider_status"] == envelope.get("provider_status")
+
+
+@pytest.mark.parametrize("kind", list(ENVELOPE_KINDS))
+def test_envelope_schema_has_every_field_the_pipeline_writes(kind: str) -> None:
+    """The schema's top-level fields are exactly the envelope's keys, optional parts included."""
+    names = {f["name"] for f in envelope_schema(kind)["fields"]}
+    written = set(_envelope(kind)) | {"budget", "provider_status", "raw_value_b64"}
+    assert names == written
+    assert envelope_schema(kind)["fields"][1]["name"] == "envelope_version"
+    assert ENVELOPE_SCHEMA_VERSION == ENVELOPE_VERSION
+
+
+def test_undecoded_input_envelope_carries_raw_bytes() -> None:
+    """A dead letter without a document carries raw_value_b64 and a null document."""
+    envelope = _envelope("dlq")
+    del envelope["document"]
+    envelope["raw_value_b64"] = "//79"
+    read = _roundtrip(envelope_schema("dlq"), envelope_datum(envelope))
+    assert (read["document"], read["raw_value_b64"]) == (None, "//79")
+
+
+def test_envelope_datum_leaves_its_input_unchanged() -> None:
+    """envelope_datum copies before it serialises document.source."""
+    envelope = _envelope("invalid")
+    before = copy.deepcopy(envelope)
+    envelope_datum(envelope)
+    assert envelope == before
+
+
+def test_unknown_envelope_kind_is_a_config_error() -> None:
+    """Asking for an envelope kind that does not exist names the kinds that do."""
+    with pytest.raises(ConfigError, match="invalid, over-budget, dlq"):
+        envelope_schema("valid")
+
+
+def test_envelope_files_are_written_and_checked(tmp_path: Path) -> None:
+    """avro/_envelopes/<kind>/v1.avsc are generated; missing and stray ones are reported."""
+    written = write_schema_files(tmp_path)
+    envelopes = tmp_path / "avro" / "_envelopes"
+    assert [p for p in written if envelopes in p.parents] == [
+        envelopes / kind / "v1.avsc" for kind in ENVELOPE_KINDS
+    ]
+    (envelopes / "dlq" / "v1.avsc").unlink()
+    (envelopes / "valid").mkdir()
+    (envelopes / "valid" / "v1.avsc").write_text("{}\n", encoding="utf-8")
+    assert check_schema_files(tmp_path) == [
+        "avro/_envelopes/dlq/v1.avsc: missing; generate it for envelope dlq.v1",
+        "avro/_envelopes/valid/v1.avsc: no envelope kind valid v1",
+    ]

@@ -142,7 +142,7 @@ def find_parts(spec: ModelSpec = DEFAULT_MODEL, *, path: Sequence[str] | None = 
             ),
             key=lambda p: p.name,
         )
-        if not candidates or not candidates[0].is_file():
+        if not candidates or not all(candidate.is_file() for candidate in candidates):
             raise _missing(package)
         parts.extend(candidates)
     return parts

@@ -346,7 +346,10 @@ class LocalModelServer:
         wrapper = self._wrapper
         if wrapper is None:
             return
-        self._children.update(_descendants(wrapper.pid))
+        # Scanned only while the wrapper or a known child runs: until then its PID
+        # (and process group id) cannot have been handed to an unrelated process.
+        if wrapper.alive() or any(child.alive() for child in self._children):
+            self._children.update(_descendants(wrapper.pid))
         procs = [wrapper, *self._children]
         for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
             if any(proc.alive() for proc in procs):

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 ROUTES = ("valid", "invalid", "over-budget", "dlq")
 
@@ -45,13 +45,14 @@ def consume_all(bootstrap: str, topics: Iterable[str], *, timeout: float = 30.0)
     out: list[Message] = []
     try:
         targets: dict[TopicPartition, int] = {}
+        # Listing all topics (not by name) never auto-creates a missing one.
+        cluster = consumer.list_topics(timeout=10).topics
         for topic in topics:
-            meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+            meta = cluster.get(topic)
             if meta is None or meta.error is not None:
                 continue
             for p in meta.partitions:
-                tp = TopicPartition(topic, p)
-                low, high = consumer.get_watermark_offsets(tp, timeout=10)
+                low, high = _watermarks(consumer, TopicPartition(topic, p))
                 if high > low:
                     targets[TopicPartition(topic, p, low)] = high
         if not targets:
@@ -89,6 +90,19 @@ def consume_all(bootstrap: str, topics: Iterable[str], *, timeout: float = 30.0)
         return out
     finally:
         consumer.close()
+
+
+def _watermarks(consumer: Consumer, tp: TopicPartition) -> tuple[int, int]:
+    """Watermarks, retrying while a just-created partition elects its leader."""
+    for attempt in range(20):
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            return int(low), int(high)
+        except KafkaException:
+            if attempt == 19:
+                raise
+            time.sleep(0.25)
+    raise AssertionError("unreachable")
 
 
 def committed_vs_end(bootstrap: str, group: str, topic: str) -> tuple[int, int]:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
+import threading
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -152,7 +155,7 @@ def test_explain_every_route(run: Run, capsys: pytest.CaptureFixture[str]) -> No
     assert explain(run.settings, run.name, "huge") == 0
     out = capsys.readouterr().out
     assert "$0 (no model call)" in out
-    assert "budget  {'name': 'record_input_tokens'" in out
+    assert "budget  record_input_tokens: " in out
 
     assert explain(run.settings, run.name, "not-utf8") == 0
     assert "not UTF-8" in capsys.readouterr().out
@@ -212,3 +215,27 @@ contract_version = 1
     args = parser.parse_args(["explain", run.name, "huge", "--config", str(config)])
     assert args.func(args) == 0
     assert "outcome over-budget" in capsys.readouterr().out
+
+
+def test_tail_follow_prints_new_records(run: Run) -> None:
+    """--follow keeps reading: a record produced after the start is printed."""
+    topic = f"{run.name}.follow.dlq"
+    envelope = {"reason": "bad_json", "error_type": "UndecodableInput", "errors": []}
+    produce(
+        run.settings.kafka.bootstrap_servers, topic, [(b"before", json.dumps(envelope).encode())]
+    )
+    out = io.StringIO()
+    result: list[int] = []
+    args = {"from_beginning": True, "follow": True, "max_records": 2, "out": out}
+    thread = threading.Thread(target=lambda: result.append(tail(run.settings, topic, **args)))
+    thread.start()
+    deadline = time.monotonic() + 30
+    while "before" not in out.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    produce(
+        run.settings.kafka.bootstrap_servers, topic, [(b"after", json.dumps(envelope).encode())]
+    )
+    thread.join(30)
+    assert not thread.is_alive(), "tail --follow did not see the new record"
+    assert result == [0]
+    assert set(_rows(out.getvalue())) == {"before", "after"}

@@ -39,6 +39,7 @@ async def test_api_key_canary_appears_nowhere(
         # Not vacuous: this simulator refuses a request without the key.
         refused = httpx.post(f"{sim_url}/v1/chat/completions", json={"model": "m", "messages": []})
         assert refused.status_code == 401
+        httpx.delete(f"{sim_url}/_sim/requests").raise_for_status()
         settings = settings_for(kafka, sim_url, name, llm={"api_key": canary})
         metrics = Metrics()
         produce(kafka.bootstrap, f"{name}.raw", batch.records)

@@ -147,7 +147,9 @@ def test_a_server_that_dies_at_start_up_is_reported_in_one_line(tmp_path: Path) 
     )
     source = tmp_path / "broken.bin"
     source.write_bytes(blob)
-    assemble([source], model_path(tmp_path, spec), size=spec.size, sha256=spec.sha256)
+    assemble(
+        [source], model_path(tmp_path, spec), size=spec.size, sha256=spec.sha256, progress=_progress
+    )
     server = LocalModelServer(tmp_path, spec=spec, progress=_progress)
     with pytest.raises(LocalModelError, match="exited during start-up") as info:
         server.start(timeout=60)
