@@ -94,7 +94,11 @@ def build_pipeline(
         f"{cfg.topic('valid')}-value",
         manage_compatibility=not _is_mock(client),
     )
-    encoder.register()
+    try:
+        encoder.register()
+    finally:
+        if registry is None and not _is_mock(client):
+            client.close()  # the schema id is cached; no further registry calls
     try:
         return Pipeline(cfg, contract, extractor, encoder)
     except ValueError as exc:

@@ -52,6 +52,8 @@ __all__ = ["Record", "Row", "Schemas", "explain", "register", "row_for", "tail"]
 ROUTES = ("valid", "invalid", "over-budget", "dlq")
 TEXT_PREVIEW = 300
 DEFAULT_TAIL = 20
+#: How long to wait for the broker's metadata before calling it unreachable.
+METADATA_TIMEOUT_S = 10.0
 _CONTRACT_REF = re.compile(r"^(?P<name>[A-Za-z0-9_]+)\.v(?P<version>\d+)$")
 _NOT_CONTRACT = {"provenance", "grounding"}
 
@@ -124,7 +126,7 @@ class _Reader:
     def partitions(self, topic: str, *, missing_ok: bool = False) -> dict[int, tuple[int, int]]:
         """partition -> (low, high) watermarks; a missing topic is a :class:`ConfigError`."""
         try:
-            meta = self.consumer.list_topics(topic, timeout=10).topics.get(topic)
+            meta = self.consumer.list_topics(topic, timeout=METADATA_TIMEOUT_S).topics.get(topic)
             if meta is None or meta.error is not None:
                 if missing_ok:
                     return {}
@@ -133,7 +135,9 @@ class _Reader:
                     "check the topic name and --bootstrap"
                 )
             return {
-                p: self.consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                p: self.consumer.get_watermark_offsets(
+                    TopicPartition(topic, p), timeout=METADATA_TIMEOUT_S
+                )
                 for p in sorted(meta.partitions)
             }
         except KafkaException as exc:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from contracts import SAMPLES_DIR
 from streams.devstack.kafka import LocalKafka
@@ -45,6 +46,13 @@ def registry_url() -> Iterator[str]:
         yield registry.url
     finally:
         registry.stop()
+
+
+@pytest.fixture
+def registry_client(registry_url: str) -> Iterator[SchemaRegistryClient]:
+    """A stock confluent-kafka registry client on the real registry, closed after the test."""
+    with SchemaRegistryClient({"url": registry_url}) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")

@@ -96,6 +96,7 @@ def valid_data(msg: Message) -> tuple[dict[str, Any], dict[str, Any]]:
     assert msg.value is not None
     _sid, datum = decode_wire(msg.value, INVOICE_V1)
     prov = datum.pop("provenance")
+    datum.pop("grounding", None)
     return json.loads(json.dumps(datum, default=_jsonable)), prov
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from streams import inspect as inspect_module
 from streams.app import build_worker
 from streams.devstack.kafka import LocalKafka
 from streams.errors import ConfigError
@@ -170,7 +171,7 @@ def test_explain_unknown_key(run: Run, capsys: pytest.CaptureFixture[str]) -> No
     assert "no record with key 'no-such-key'" in capsys.readouterr().err
 
 
-def test_config_mistakes_are_one_line_errors(run: Run) -> None:
+def test_config_mistakes_are_one_line_errors(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     """Unknown pipeline, missing topic or unreachable broker raise ConfigError."""
     with pytest.raises(ConfigError, match="no pipeline named"):
         explain(run.settings, "nope", "k")
@@ -178,6 +179,7 @@ def test_config_mistakes_are_one_line_errors(run: Run) -> None:
         tail(run.settings, f"{run.name}.nope")
     with pytest.raises(ConfigError, match="--max"):
         tail(run.settings, f"{run.name}.valid", max_records=0)
+    monkeypatch.setattr(inspect_module, "METADATA_TIMEOUT_S", 2.0)
     port = free_port()
     unreachable = load_settings(None, kafka={"bootstrap_servers": f"127.0.0.1:{port}"})
     with pytest.raises(ConfigError, match="cannot read"):

@@ -69,7 +69,10 @@ def _script(sim_url: str, rules: dict[str, list[str]]) -> None:
 
 
 async def test_every_route_and_exactly_one_outcome_per_input(
-    kafka: LocalKafka, simulator: str, invoice_samples: Path, registry_url: str
+    kafka: LocalKafka,
+    simulator: str,
+    invoice_samples: Path,
+    registry_client: SchemaRegistryClient,
 ) -> None:
     """Inputs for all four routes each land in exactly one output topic, offsets committed."""
     name = f"it-{uuid.uuid4().hex[:8]}"
@@ -105,7 +108,7 @@ async def test_every_route_and_exactly_one_outcome_per_input(
 
     settings = _settings(kafka, simulator, name)
     produce(kafka.bootstrap, f"{name}.raw", records)
-    worker = build_worker(settings, name, registry=SchemaRegistryClient({"url": registry_url}))
+    worker = build_worker(settings, name, registry=registry_client)
     await _run_until(worker, len(records))
 
     outputs = consume_all(kafka.bootstrap, [f"{name}.{r}" for r in ROUTES])
@@ -123,7 +126,7 @@ async def test_every_route_and_exactly_one_outcome_per_input(
     model = get_contract("invoice", 1).model
     # A stock consumer-side deserializer with its own client: it fetches the writer
     # schema by the id in each record from the real registry.
-    registry = SchemaRegistryClient({"url": registry_url})
+    registry = registry_client
     deserializer = AvroDeserializer(registry)
     subject = f"{name}.valid-value"
     assert registry.get_compatibility(subject) == "BACKWARD"
@@ -144,6 +147,11 @@ async def test_every_route_and_exactly_one_outcome_per_input(
         assert prov["source_topic"] == f"{name}.raw"
         assert prov["input_sha256"] == text_sha256(texts[stem])
         assert msg.headers["streams.route"] == b"valid"
+        grounding = datum["grounding"]
+        assert grounding["coverage"] == pytest.approx(1.0)
+        assert all(f["found"] for f in grounding["fields"] if f["method"] != "skipped")
+        first = grounding["fields"][0]
+        assert texts[stem][first["start"] : first["end"]]
     repaired = next(m for m in outputs if m.key == stems[1].encode())
     assert int(repaired.headers["streams.attempts"]) == 2
 
@@ -173,7 +181,7 @@ async def test_every_route_and_exactly_one_outcome_per_input(
 
 
 def _contract_fields(datum: dict[str, Any]) -> dict[str, Any]:
-    data = {k: v for k, v in datum.items() if k != "provenance"}
+    data = {k: v for k, v in datum.items() if k not in ("provenance", "grounding")}
     return json.loads(json.dumps(data, default=_jsonable))
 
 
