@@ -8,6 +8,7 @@ last output record (``LogAppendTime``, i.e. when the last output was acknowledge
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -110,6 +111,7 @@ def wait_outputs(
     workers: list[WorkerProc],
     *,
     timeout: float | None = None,
+    others: tuple[subprocess.Popen[bytes], ...] = (),
 ) -> int:
     """Show progress until ``expected`` records were appended to ``topics``."""
     broker = ctx.broker
@@ -118,6 +120,9 @@ def wait_outputs(
     done = 0
     while True:
         done = broker.produced_since(base, topics)
+        for proc in others:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{label}: {proc.args!r} exited with {proc.returncode}")
         for w in workers:
             w.check_alive()
             rss = proc_status_mb(w.pid, "VmRSS")

@@ -288,7 +288,9 @@ class WorkerProc:
 # -- the faust baseline -----------------------------------------------------------------
 
 
-def start_faust(workdir: Path, bootstrap: str, app_id: str, source: str, sink: str) -> Any:
+def start_faust(
+    workdir: Path, bootstrap: str, app_id: str, source: str, sink: str
+) -> subprocess.Popen[bytes]:
     env = {
         "BENCH_FAUST_ID": app_id,
         "BENCH_FAUST_BROKER": bootstrap,
@@ -296,5 +298,5 @@ def start_faust(workdir: Path, bootstrap: str, app_id: str, source: str, sink: s
         "BENCH_FAUST_OUT": sink,
         "BENCH_FAUST_DATADIR": str(workdir / f"{app_id}-data"),
     }
-    argv = [sys.executable, "-m", "bench.faust_forward", "worker", "--loglevel=warning"]
+    argv = [sys.executable, "-m", "bench.faust_forward", "worker", "--loglevel=warn"]
     return _spawn(argv, workdir / f"{app_id}.log", env)

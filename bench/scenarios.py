@@ -66,7 +66,7 @@ def overhead(ctx: Context) -> None:
     base = broker.end_offsets([sink])
     faust = start_faust(ctx.workdir, ctx.bootstrap, "bench-a-faust", source, sink)
     try:
-        wait_outputs(ctx, "a-faust", [sink], base, n, [])
+        wait_outputs(ctx, "a-faust", [sink], base, n, [], others=(faust,))
     finally:
         stop(faust)
     faust_out = read_since(ctx.bootstrap, base, [sink])

@@ -9,10 +9,10 @@ Usage::
 Sources are first notices of loss: claim e-mails (with quoted replies and
 signatures), web forms and scanned paper forms. ``description`` is quoted from
 the claimant's account rather than paraphrased, so grounding can trace it to the
-source. Field constraints reject malformed values; the cross-field rules below
-reject answers that are well formed but inconsistent. Each raises a
+source. Field constraints reject malformed values; the rules below reject answers
+that are well formed but inconsistent. Each raises a
 :class:`~pydantic_core.PydanticCustomError` with its own ``type``, located at the
-field to fix, and all of them are reported together:
+field to fix, and all cross-field problems of one answer are reported together:
 
 ======================== =========================== ========================================
 type                     loc                         rule
@@ -23,6 +23,10 @@ currency_minor_units     claimed_amount              no fraction in a zero-decim
                                                      (JPY, KRW, ISK, ...)
 duplicate_party          involved_parties.<i>.name   each (name, role) pair is listed once
 ======================== =========================== ========================================
+
+Grounding policy (``grounding_required``): the policy number, claimant name, e-mail
+and police report number, when given, must appear in the source text, because a
+model that invents them produces a claim nobody can match to a policy or a case.
 """
 
 from __future__ import annotations

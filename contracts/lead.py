@@ -28,6 +28,10 @@ contact_email_domain_mismatch  contact_email        the e-mail's domain is the w
                                                     domain, or one is a subdomain of the other
 duplicate_product              products.<i>         each product is listed once
 ============================== ==================== ========================================
+
+Grounding policy (``grounding_required``): the company name, and the contact e-mail,
+phone and founding year when given, must appear on the page. Invented contact details
+are the costliest mistake in a sales lead.
 """
 
 from __future__ import annotations

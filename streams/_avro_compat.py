@@ -3,13 +3,13 @@
 For every contract version that declares ``compatible_with=N``, the declared
 level is proven against version N with fastavro's schema resolution:
 
-========= ============================== ===============================
+========= =============================== ===============================
 level     writer (data already on topic)  reader (consumer's schema)
-========= ============================== ===============================
-BACKWARD  vN                             the new version
-FORWARD   the new version                vN
+========= =============================== ===============================
+BACKWARD  vN                              the new version
+FORWARD   the new version                 vN
 FULL      both of the above
-========= ============================== ===============================
+========= =============================== ===============================
 
 The datums are the contract's samples (``contracts/samples/<name>/*.json``) and
 the prompt examples of every version, each taken for the versions whose model

@@ -129,10 +129,13 @@ def build_worker(
 async def run_worker(settings: Settings, name: str, stop: asyncio.Event) -> None:
     """Run one pipeline's worker until ``stop`` is set."""
     metrics = Metrics()
+    stop_metrics = None
     if settings.worker.metrics_port:
-        metrics.serve(settings.worker.metrics_port)
+        stop_metrics = metrics.serve(settings.worker.metrics_port, settings.worker.metrics_host)
     worker = build_worker(settings, name, metrics=metrics)
     try:
         await worker.run(stop)
     finally:
         await worker.pipeline.extractor.provider.aclose()
+        if stop_metrics is not None:
+            stop_metrics()

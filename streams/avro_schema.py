@@ -64,6 +64,7 @@ from streams.grounding import Grounding
 
 __all__ = [
     "ENVELOPE_KINDS",
+    "ENVELOPE_SCHEMA_VERSION",
     "GROUNDING_SCHEMA",
     "PROVENANCE_SCHEMA",
     "avro_schema_for",

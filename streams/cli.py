@@ -14,12 +14,19 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 
 def _registrars() -> list[Register]:
-    from streams import commands, demo
+    from streams import commands, demo, inspect
     from streams.devstack import commands as dev
     from streams.localmodel import commands as local_model
     from streams.simulator import commands as sim
 
-    return [demo.register, commands.register, dev.register, sim.register, local_model.register]
+    return [
+        demo.register,
+        commands.register,
+        inspect.register,
+        dev.register,
+        sim.register,
+        local_model.register,
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,7 +29,6 @@ from contracts.base import ContractVersion
 from streams.budget import BudgetGate, estimate_tokens
 from streams.cache_key import CacheKeyParts, cache_key
 from streams.envelope import Document
-from streams.grounding import Grounding, check_required, ground
 from streams.errors import (
     AttemptsExhausted,
     ContractViolation,
@@ -44,6 +43,7 @@ from streams.errors import (
     StateStoreError,
     TruncatedOutput,
 )
+from streams.grounding import Grounding, check_required, ground
 from streams.protocols import ResultCache, SpendGuard
 from streams.providers.base import ChatMessage, Completion, CompletionRequest, Provider
 from streams.repair import repair

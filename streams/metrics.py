@@ -19,6 +19,7 @@ model_request_seconds              histogram  pipeline, provider, model
 record_cost_usd                    histogram  pipeline
 grounding_coverage                 histogram  pipeline
 budget_remaining_usd               gauge      pipeline, scope
+budget_cap_usd                     gauge      pipeline, scope
 circuit_open                       gauge      pipeline, provider
 records_in_flight                  gauge      pipeline
 fetch_paused                       gauge      pipeline
@@ -33,6 +34,7 @@ indexes removed, and fixed enumerations.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -120,6 +122,12 @@ class Metrics:
             [*p, "scope"],
             registry=r,
         )
+        self.budget_cap = Gauge(
+            "streams_budget_cap_usd",
+            "Spend cap of the current window.",
+            [*p, "scope"],
+            registry=r,
+        )
         self.circuit_open = Gauge(
             "streams_circuit_open",
             "1 while the provider circuit is open (fetching paused).",
@@ -142,6 +150,13 @@ class Metrics:
             registry=r,
         )
 
-    def serve(self, port: int, host: str = "127.0.0.1") -> None:
-        """Expose ``/metrics`` over HTTP in a background thread."""
-        start_http_server(port, addr=host, registry=self.registry)
+    def serve(self, port: int, host: str = "127.0.0.1") -> Callable[[], None]:
+        """Expose ``/metrics`` over HTTP in a background thread; returns a stop function."""
+        server, thread = start_http_server(port, addr=host, registry=self.registry)
+
+        def stop() -> None:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+
+        return stop

@@ -220,6 +220,7 @@ class Pipeline:
             "errors": [e.as_dict() for e in errors],
             "attempts": [a.as_dict() for a in attempts],
             "last_output": getattr(exc, "last_output", None) or ctx.get("last_output"),
+            "cost_usd": float(ctx.get("cost_usd", 0.0)),
             "source": {
                 "topic": raw.topic,
                 "partition": raw.partition,

@@ -135,7 +135,9 @@ class WorkerSettings(_Group):
     pause_backoff_s: float = Field(5.0, gt=0)
     """Wait before retrying a record after the provider was found unavailable."""
     metrics_port: int | None = None
-    """Serve Prometheus metrics on this port (127.0.0.1); off when unset."""
+    """Serve Prometheus metrics on this port; off when unset."""
+    metrics_host: str = "127.0.0.1"
+    """Address for the metrics endpoint; ``0.0.0.0`` in a container Prometheus scrapes."""
     exactly_once: bool = False
     """Put outputs and input offsets in one Kafka transaction (read_committed consumers)."""
     worker_id: str | None = None

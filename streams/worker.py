@@ -399,6 +399,9 @@ class Worker:
             left = spend.remaining("pipeline")
             if left is not None:
                 self.metrics.budget_remaining.labels(self.pipeline.name, "pipeline").set(left)
+            cap = self.settings.budgets.spend_cap_usd
+            if cap is not None:
+                self.metrics.budget_cap.labels(self.pipeline.name, "pipeline").set(cap)
 
     async def _commit_transaction(self, offsets: dict[TopicPartition, int]) -> None:
         """Produce finished outcomes below each commit point and commit offsets atomically."""

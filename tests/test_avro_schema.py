@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 import fastavro
 import pytest
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastavro.read import SchemaResolutionError
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -30,9 +32,9 @@ from contracts import (
 from contracts.invoice import Invoice
 from contracts.invoice_v2 import Invoice as InvoiceV2
 from contracts.invoice_v3 import Invoice as InvoiceV3
-from streams._avro_envelopes import ENVELOPE_SCHEMA_VERSION
 from streams.avro_schema import (
     ENVELOPE_KINDS,
+    ENVELOPE_SCHEMA_VERSION,
     GROUNDING_SCHEMA,
     PROVENANCE_SCHEMA,
     avro_schema_for,
@@ -44,9 +46,11 @@ from streams.avro_schema import (
     to_avro_datum,
     write_schema_files,
 )
+from streams.devstack.registry import LocalRegistry
 from streams.encode import ENVELOPE_VERSION, envelope_bytes
 from streams.errors import ConfigError
 from streams.grounding import ground
+from streams.settings import default_cache_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 INVOICE_ANSWERS = sorted((SAMPLES_DIR / "invoice").glob("*.json"))
@@ -788,3 +792,37 @@ def test_envelope_files_are_written_and_checked(tmp_path: Path) -> None:
         "avro/_envelopes/dlq/v1.avsc: missing; generate it for envelope dlq.v1",
         "avro/_envelopes/valid/v1.avsc: no envelope kind valid v1",
     ]
+
+
+# -- the real registry agrees -------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_local_registry_agrees_with_the_compatibility_lines() -> None:
+    """Apicurio at FULL takes v1-before-grounding, v1 and v2 in one subject, refuses v3 (409)."""
+    cache = default_cache_dir()
+    today = avro_schema_for(get_contract("invoice", 1))
+    before_grounding = today | {"fields": today["fields"][:-1]}
+
+    def schema(value: dict[str, Any]) -> Schema:
+        return Schema(json.dumps(value), schema_type="AVRO")
+
+    with (
+        LocalRegistry(cache, progress=lambda _: None) as registry,
+        SchemaRegistryClient({"url": registry.url}) as client,
+    ):
+        subject = "invoices.valid-value"
+        client.register_schema(subject, schema(before_grounding))
+        client.set_compatibility(subject_name=subject, level="FULL")
+        for version in (1, 2):
+            client.register_schema(
+                subject, schema(avro_schema_for(get_contract("invoice", version)))
+            )
+        assert client.get_versions(subject) == [1, 2, 3]
+        v3 = schema(avro_schema_for(get_contract("invoice", 3)))
+        with pytest.raises(SchemaRegistryError) as refused:
+            client.register_schema(subject, v3)
+        assert refused.value.http_status_code == 409
+        client.register_schema("invoices-v3.valid-value", v3)
+        for kind in ENVELOPE_KINDS:
+            client.register_schema(f"invoices.{kind}-value", schema(envelope_schema(kind)))

@@ -263,4 +263,4 @@ def test_prompt_examples_are_valid_and_grounded(index: int) -> None:
 
 def test_prompt_version_is_pinned() -> None:
     """Changing the claim prompt is deliberate: it changes cache keys and provenance."""
-    assert CLAIM_V1.prompt.version == "2f4a5b7b5b53"
+    assert CLAIM_V1.prompt.version == "d86d1fb04c36"

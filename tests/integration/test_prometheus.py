@@ -60,8 +60,7 @@ class Batch:
 
 
 def mixed_batch(samples: Path) -> Batch:
-    """Seven inputs: 3 valid (one re-asked after malformed, one after a contract violation),
-    1 invalid, 1 over-budget and 2 dead-lettered (not UTF-8; a 401 from the provider)."""
+    """7 inputs: 3 valid (2 after a re-ask), 1 invalid, 1 over-budget, 2 dlq (not UTF-8, a 401)."""
     texts = {p.stem: p.read_text(encoding="utf-8") for p in sorted(samples.glob("*.txt"))[:4]}
     stems = list(texts)
     rules = {
@@ -244,7 +243,7 @@ async def test_prometheus_scrapes_what_the_worker_processed(
     metrics_port = free_port()
     settings = settings_for(kafka, simulator, name, worker={"metrics_port": metrics_port})
     metrics = Metrics()
-    metrics.serve(metrics_port)
+    stop_metrics = metrics.serve(metrics_port)
     produce(kafka.bootstrap, f"{name}.raw", batch.records)
     worker = build_worker(
         settings,
@@ -271,6 +270,7 @@ async def test_prometheus_scrapes_what_the_worker_processed(
         stop.set()
         await task
         await worker.pipeline.extractor.provider.aclose()
+        stop_metrics()
 
 
 async def _check_counts(
