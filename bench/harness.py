@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.kafka_io import Broker, Message, output_topics, produce, read_since
-from bench.procs import SAMPLES, WorkerProc, proc_status_mb
+from bench.procs import SAMPLES, CpuMeter, Simulator, WorkerProc, proc_status_mb
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ def load_documents() -> list[bytes]:
 @dataclass
 class Context:
     bootstrap: str
+    kafka_pid: int
     workdir: Path
     counts: Counts
     documents: list[bytes]
@@ -75,6 +76,7 @@ class RunResult:
     ready_at: float
     messages: list[Message]
     rss_mb: float
+    cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def first_out(self) -> float:
@@ -140,7 +142,9 @@ def wait_outputs(
         time.sleep(0.25)
 
 
-def run_worker(ctx: Context, label: str, config: dict[str, Any], expected: int) -> RunResult:
+def run_worker(
+    ctx: Context, label: str, config: dict[str, Any], expected: int, sim: Simulator
+) -> RunResult:
     """Start one worker on pre-loaded input, wait for ``expected`` outputs, stop it."""
     pipeline = config["pipelines"][0]["name"]
     topics = output_topics(pipeline)
@@ -148,11 +152,13 @@ def run_worker(ctx: Context, label: str, config: dict[str, Any], expected: int) 
     worker = WorkerProc(ctx.workdir, label, config)
     try:
         ready = worker.wait_assigned()
+        meter = CpuMeter({"worker": worker.pid, "simulator": sim.pid, "kafka": ctx.kafka_pid})
         print(f"  [{label}] worker pid {worker.pid} joined its group", flush=True)
         wait_outputs(ctx, label, topics, base, expected, [worker])
+        cpu = meter.read()
     finally:
         rss = worker.stop()
     if worker.errors:
         print(f"  [{label}] worker logged errors, first: {worker.errors[0]}", flush=True)
     messages = read_since(ctx.bootstrap, base, topics)
-    return RunResult(expected=expected, ready_at=ready, messages=messages, rss_mb=rss or 0.0)
+    return RunResult(expected, ready, messages, rss or 0.0, cpu)

@@ -122,6 +122,10 @@ class Simulator:
             time.sleep(0.2)
         raise RuntimeError("the simulator did not answer /healthz within 60s")
 
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
     def stats(self) -> dict[str, Any]:
         body: dict[str, Any] = httpx.get(f"{self.url}/_sim/stats", timeout=10).json()
         return body
@@ -300,3 +304,44 @@ def start_faust(
     }
     argv = [sys.executable, "-m", "bench.faust_forward", "worker", "--loglevel=warn"]
     return _spawn(argv, workdir / f"{app_id}.log", env)
+
+
+# -- CPU accounting ---------------------------------------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of ``pid`` so far, or None once it has exited."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all CPUs spent busy since boot (``/proc/stat``, idle and iowait excluded)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values[:8]) - values[3] - values[4]) / _TICK
+
+
+class CpuMeter:
+    """CPU seconds used by named processes, and by everything else, over one window."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = {**pids, "bench_driver": os.getpid()}
+        self._start = {name: cpu_seconds(pid) or 0.0 for name, pid in self.pids.items()}
+        self._busy = machine_busy_seconds()
+        self._wall = time.monotonic()
+
+    def read(self) -> dict[str, float]:
+        """Seconds per process, ``others`` (the rest of the machine), and ``wall``."""
+        out: dict[str, float] = {}
+        for name, pid in self.pids.items():
+            now = cpu_seconds(pid)
+            out[f"{name}_s"] = round((now or 0.0) - self._start[name], 2) if now else 0.0
+        busy = machine_busy_seconds() - self._busy
+        out["others_s"] = round(max(busy - sum(out.values()), 0.0), 2)
+        out["wall_s"] = round(time.monotonic() - self._wall, 2)
+        return out

@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     kafka = LocalKafka(default_cache_dir(), data_dir=workdir / "kafka")
     try:
         with kafka:
-            ctx = Context(kafka.bootstrap, workdir, counts, load_documents())
+            assert kafka.pid is not None
+            ctx = Context(kafka.bootstrap, kafka.pid, workdir, counts, load_documents())
             try:
                 _run(ctx, args.chosen)
             finally:

@@ -18,7 +18,7 @@ from collections import defaultdict
 
 from bench.harness import Context, wait_outputs
 from bench.kafka_io import output_topics, produce, read_since
-from bench.procs import Simulator, WorkerProc, worker_config
+from bench.procs import CpuMeter, Simulator, WorkerProc, worker_config
 
 PARTITIONS = 6
 LATENCY_MS = 100
@@ -45,6 +45,11 @@ def _start_group(ctx: Context, sim: Simulator, tag: str, workers: int) -> list[W
     return procs
 
 
+def _meter(ctx: Context, sim: Simulator, procs: list[WorkerProc]) -> CpuMeter:
+    pids = {f"worker{i + 1}": p.pid for i, p in enumerate(procs)}
+    return CpuMeter({**pids, "simulator": sim.pid, "kafka": ctx.kafka_pid})
+
+
 def _inputs(ctx: Context, tag: str, n: int) -> list[tuple[bytes, bytes]]:
     return list(ctx.inputs(n, lambda i: f"{tag}-{i:06d}"))
 
@@ -57,9 +62,11 @@ def throughput(ctx: Context, sim: Simulator, workers: int) -> tuple[float, float
     try:
         base = ctx.broker.end_offsets(topics)
         records = _inputs(ctx, tag, n)
+        meter = _meter(ctx, sim, procs)
         started = time.time()
         produce(ctx.bootstrap, f"bench-{tag}.raw", records)
         wait_outputs(ctx, tag, topics, base, n, procs)
+        ctx.results.setdefault("cpu_seconds", {})[f"scaleout_{workers}"] = meter.read()
     finally:
         rss = max((p.stop() or 0.0) for p in procs)
     out = read_since(ctx.bootstrap, base, topics)

@@ -17,7 +17,15 @@ import fastavro
 
 from bench.harness import Context, RunResult, run_worker, wait_outputs
 from bench.kafka_io import LOG_APPEND_TIME, Message, read_since
-from bench.procs import REPO, Simulator, start_faust, stop, worker_config
+from bench.procs import (
+    REPO,
+    CpuMeter,
+    Simulator,
+    proc_status_mb,
+    start_faust,
+    stop,
+    worker_config,
+)
 from streams.replay import reset_offsets
 
 PARTITIONS = 6
@@ -40,6 +48,7 @@ def provenance(msg: Message) -> dict[str, Any]:
 def _record_run(ctx: Context, name: str, run: RunResult) -> None:
     ctx.results[f"rss_mb_{name}"] = round(run.rss_mb, 1)
     ctx.results.setdefault("routes", {})[name] = run.routes()
+    ctx.results.setdefault("cpu_seconds", {})[name] = run.cpu
 
 
 # -- (a) overhead -----------------------------------------------------------------------
@@ -57,7 +66,7 @@ def overhead(ctx: Context) -> None:
     with Simulator(ctx.workdir, latency_ms=0, max_concurrency=None) as sim:
         config = worker_config(ctx.bootstrap, sim.url, pipeline, source, cache=False)
         calls = sim.model_calls()
-        run = run_worker(ctx, "a-pipeline", config, n)
+        run = run_worker(ctx, "a-pipeline", config, n, sim)
         calls = sim.model_calls() - calls
     _record_run(ctx, "overhead", run)
 
@@ -66,11 +75,15 @@ def overhead(ctx: Context) -> None:
     base = broker.end_offsets([sink])
     faust = start_faust(ctx.workdir, ctx.bootstrap, "bench-a-faust", source, sink)
     try:
+        meter = CpuMeter({"faust": faust.pid, "kafka": ctx.kafka_pid})
         wait_outputs(ctx, "a-faust", [sink], base, n, [], others=(faust,))
+        cpu = meter.read()
+        faust_rss = proc_status_mb(faust.pid, "VmHWM") or 0.0
     finally:
         stop(faust)
     faust_out = read_since(ctx.bootstrap, base, [sink])
-    faust_run = RunResult(expected=n, ready_at=0.0, messages=faust_out, rss_mb=0.0)
+    faust_run = RunResult(expected=n, ready_at=0.0, messages=faust_out, rss_mb=faust_rss)
+    ctx.results.setdefault("cpu_seconds", {})["overhead_faust"] = cpu
 
     # Same window for both: first output to last output (faust's group-join moment is
     # not observable from outside; for the pipeline the two windows differ by ~1 record).
@@ -83,6 +96,7 @@ def overhead(ctx: Context) -> None:
         overhead_faust_rps=round(faust_rps, 1),
         overhead_ratio=round(pipeline_rps / faust_rps, 4),
         overhead_model_calls=calls,
+        overhead_faust_rss_mb=round(faust_rss, 1),
     )
     print(
         f"  pipeline {pipeline_rps:,.0f} rec/s, faust {faust_rps:,.0f} rec/s, "
@@ -121,7 +135,7 @@ def latency_bound(ctx: Context, sim: Simulator) -> None:
         ctx.bootstrap, sim.url, pipeline, source, max_in_flight=IN_FLIGHT, max_connections=64
     )
     before = sim.stats()
-    run = run_worker(ctx, "b-latency-bound", config, n)
+    run = run_worker(ctx, "b-latency-bound", config, n, sim)
     after = sim.stats()
     _record_run(ctx, "latency_bound", run)
     ok, chains = key_order_ok(run.messages)
@@ -151,7 +165,7 @@ def sequential(ctx: Context, sim: Simulator) -> None:
     ctx.broker.create_pipeline_topics(pipeline, source, PARTITIONS)
     ctx.produce(source, n, lambda i: f"s{i:05d}")
     config = worker_config(ctx.bootstrap, sim.url, pipeline, source, max_in_flight=1)
-    run = run_worker(ctx, "b-sequential", config, n)
+    run = run_worker(ctx, "b-sequential", config, n, sim)
     _record_run(ctx, "sequential", run)
     speedup = ctx.results.get("latency_bound_rps", 0.0) / run.rps
     ctx.results.update(
@@ -185,12 +199,12 @@ def replay(ctx: Context, sim: Simulator) -> None:
     ctx.broker.create_pipeline_topics(pipeline, source, PARTITIONS)
     config = worker_config(ctx.bootstrap, sim.url, pipeline, source, cache=True)
     calls = sim.model_calls()
-    warm = run_worker(ctx, "c-warm", config, n)
+    warm = run_worker(ctx, "c-warm", config, n, sim)
     warm_calls = sim.model_calls() - calls
     _reset_when_idle(ctx, f"bench.{pipeline}", source)
     print("  group offsets reset to earliest", flush=True)
     calls = sim.model_calls()
-    run = run_worker(ctx, "c-replay", config, n)
+    run = run_worker(ctx, "c-replay", config, n, sim)
     replay_calls = sim.model_calls() - calls
     _record_run(ctx, "replay", run)
     ctx.results["rss_mb_replay_warm"] = round(warm.rss_mb, 1)

@@ -146,6 +146,7 @@ _FIELDS: Final = [
     _field("errors", {"type": "array", "items": _FIELD_ERROR}, "Field errors of the final answer."),
     _field("attempts", {"type": "array", "items": _ATTEMPT}, "Every model call, in order."),
     _field("last_output", "string", "The last raw model output, if any.", optional=True),
+    _field("cost_usd", "double", "What the record's model calls cost, in US dollars."),
     _field("source", _SOURCE, "Where the input record was read from."),
     _field(
         "processed_at",

@@ -612,11 +612,11 @@ def _attempt_line(a: dict[str, Any]) -> str:
 
 
 def _cost(detail: dict[str, Any], price: Price | None) -> str:
+    attempts = detail.get("attempts") or []
+    if not attempts and not float(detail.get("cost_usd") or 0):
+        return "$0 (no model call)"
     if "cost_usd" in detail:
         return f"${float(detail['cost_usd']):.8f}"
-    attempts = detail.get("attempts") or []
-    if not attempts:
-        return "$0 (no model call)"
     tokens_in = sum(int(a.get("input_tokens", 0)) for a in attempts)
     tokens_out = sum(int(a.get("output_tokens", 0)) for a in attempts)
     if price is None:

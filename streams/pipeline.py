@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from contracts.base import ContractVersion
+from streams.avro_schema import grounding_datum as grounding_to_datum
 from streams.encode import AvroWireEncoder, envelope_bytes, raw_b64
 from streams.envelope import Document, RawRecord, decode
 from streams.errors import (
@@ -152,21 +153,7 @@ class Pipeline:
     ) -> Outcome:
         prov = self.provenance(raw, document, extraction, started)
         grounding = extraction.grounding
-        grounding_datum = None
-        if grounding is not None:
-            grounding_datum = {
-                "coverage": grounding.coverage,
-                "fields": [
-                    {
-                        "path": f.path,
-                        "found": f.found,
-                        "start": f.span.start if f.span else None,
-                        "end": f.span.end if f.span else None,
-                        "method": f.method,
-                    }
-                    for f in grounding.fields
-                ],
-            }
+        grounding_datum = grounding_to_datum(grounding) if grounding is not None else None
         try:
             value = self.encoder.encode(extraction.record, prov, grounding_datum)
         except StreamsError as exc:

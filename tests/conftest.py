@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from contracts import SAMPLES_DIR
 from streams.devstack.kafka import LocalKafka
@@ -53,6 +52,10 @@ def registry_client(registry_url: str) -> Iterator[SchemaRegistryClient]:
     """A stock confluent-kafka registry client on the real registry, closed after the test."""
     with SchemaRegistryClient({"url": registry_url}) as client:
         yield client
+
+
+# Imported after `streams` (above), whose __init__ filters authlib's import-time warning.
+from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -705,6 +705,7 @@ def _envelope(kind: str) -> dict[str, Any]:
             }
         ],
         "last_output": '{"total": 1}',
+        "cost_usd": 0.00042,
         "source": {
             "topic": "invoices.raw",
             "partition": 3,
