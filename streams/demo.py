@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import shutil
 import sys
@@ -43,22 +44,48 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "worker; feed the invoice samples plus scripted faults; print where each landed.",
     )
     p.add_argument("--cache-dir", type=Path, default=None, help="jar and broker cache")
-    p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for outputs")
+    p.add_argument("--timeout", type=float, default=None, help="seconds to wait for outputs")
+    p.add_argument(
+        "--model",
+        choices=["auto", "local", "simulator"],
+        default="auto",
+        help="auto: the embedded local model if the local-model extra is installed, "
+        "else the simulator (default)",
+    )
     p.set_defaults(func=_cmd)
 
 
 def _cmd(args: argparse.Namespace) -> int:
+    from streams.localmodel import local_model_available
+    from streams.localmodel.assemble import INSTALL_COMMAND
     from streams.settings import default_cache_dir
 
-    return asyncio.run(run_demo(args.cache_dir or default_cache_dir(), timeout=args.timeout))
+    local = args.model == "local" or (args.model == "auto" and local_model_available())
+    if args.model == "auto" and not local:
+        _progress(
+            "the local-model extra is not installed, so this demo uses the LLM simulator. "
+            f"For real extraction by a local model: {INSTALL_COMMAND}"
+        )
+    timeout = args.timeout or (1200.0 if local else 180.0)
+    return asyncio.run(
+        run_demo(args.cache_dir or default_cache_dir(), timeout=timeout, local=local)
+    )
 
 
-def demo_inputs() -> tuple[list[DemoInput], dict[str, list[str]]]:
-    """The demo's records, and the simulator script (document sha256 -> behaviours)."""
-    samples = sorted((SAMPLES_DIR / "invoice").glob("*.txt"))
+def demo_inputs(local: bool = False) -> tuple[list[DemoInput], dict[str, list[str]]]:
+    """The demo's records, and the simulator script (document sha256 -> behaviours).
+
+    With the local model every document costs seconds of CPU, so it gets four
+    samples and no scripted faults (a real model makes its own mistakes).
+    """
+    samples = sorted((SAMPLES_DIR / "invoice").glob("*.txt"))[: 4 if local else None]
     inputs: list[DemoInput] = []
     script: dict[str, list[str]] = {}
-    faults = {0: ["malformed", "valid"], 1: ["http_429", "valid"], 2: ["truncated", "valid"]}
+    faults: dict[int, list[str]] = (
+        {}
+        if local
+        else {0: ["malformed", "valid"], 1: ["http_429", "valid"], 2: ["truncated", "valid"]}
+    )
     for i, path in enumerate(samples):
         text = path.read_text(encoding="utf-8")
         note = "clean"
@@ -71,7 +98,7 @@ def demo_inputs() -> tuple[list[DemoInput], dict[str, list[str]]]:
         else:
             inputs.append(DemoInput(path.stem, text.encode(), note))
     bad = SAMPLES_DIR / "invoice" / "_bad" / "bad-total.txt"
-    if bad.exists():
+    if bad.exists() and not local:
         inputs.append(
             DemoInput("bad-total", bad.read_bytes(), "model keeps getting the total wrong")
         )
@@ -83,75 +110,101 @@ def demo_inputs() -> tuple[list[DemoInput], dict[str, list[str]]]:
     return inputs, script
 
 
-async def run_demo(cache_dir: Path, *, timeout: float = 180.0) -> int:
-    from confluent_kafka import Producer
-
-    from streams.app import build_worker
+async def run_demo(cache_dir: Path, *, timeout: float = 180.0, local: bool = False) -> int:
     from streams.devstack.kafka import LocalKafka
     from streams.devstack.registry import LocalRegistry
     from streams.logs import configure_logging
-    from streams.settings import load_settings
     from streams.simulator import SimulatorConfig, SimulatorThread
 
     configure_logging("WARNING", json_logs=False)
     say = _progress
-    inputs, script = demo_inputs()
+    inputs, script = demo_inputs(local)
     say(f"demo: {len(inputs)} inputs, {len(script)} with scripted model faults")
     kafka = LocalKafka(
         cache_dir, data_dir=cache_dir / "demo" / f"kafka-{int(time.time())}", progress=say
     )
-    sim = SimulatorThread(
-        SimulatorConfig(fixture_dirs=[SAMPLES_DIR / "invoice"], script=script, latency_ms=50)
-    )
     registry = LocalRegistry(cache_dir, progress=say)
-    kafka.start()
-    registry.start()
-    sim_url = sim.start()
-    say(f"kafka on {kafka.bootstrap}; schema registry on {registry.url}; simulator on {sim_url}")
-    try:
-        settings = load_settings(
-            None,
-            kafka={"bootstrap_servers": kafka.bootstrap},
-            registry={"url": registry.url},
-            llm={"provider": "openai", "base_url": f"{sim_url}/v1", "model": "sim-extractor-1"},
-        )
-        rows: dict[str, tuple[RawRecord, Outcome]] = {}
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, kafka.data_dir, ignore_errors=True)
+        stack.callback(kafka.stop)  # stop() is idempotent: safe even if start() fails
+        kafka.start()
+        stack.callback(registry.stop)
+        registry.start()
+        if local:
+            from streams.localmodel import LocalModelServer
 
-        def record(raw: RawRecord, outcome: Outcome) -> None:
-            rows[raw.key_str or raw.coordinates] = (raw, outcome)
-            say(f"  [{len(rows)}/{len(inputs)}] {raw.key_str} -> {outcome.route.value}")
+            server = LocalModelServer(cache_dir, progress=say)
+            stack.callback(server.stop)
+            base_url = server.start()
+            model, label = server.model_name, f"local llama.cpp server ({server.model_name})"
+        else:
+            sim = SimulatorThread(
+                SimulatorConfig(
+                    fixture_dirs=[SAMPLES_DIR / "invoice"], script=script, latency_ms=50
+                )
+            )
+            stack.callback(sim.stop)
+            base_url = f"{sim.start()}/v1"
+            model, label = "sim-extractor-1", "LLM simulator (fixture answers, scripted faults)"
+        say(f"kafka on {kafka.bootstrap}; schema registry on {registry.url}")
+        say(f"model: {label} at {base_url}")
+        return await _run(inputs, kafka.bootstrap, registry.url, base_url, model, label, timeout)
 
-        worker = build_worker(settings, "invoices", on_outcome=record)
-        producer = Producer({"bootstrap.servers": kafka.bootstrap, "enable.idempotence": True})
-        for item in inputs:
-            producer.produce("invoices.raw", value=item.value, key=item.key.encode())
-        producer.flush(30)
-        del producer  # close its connections before the broker goes away
-        say(f"produced {len(inputs)} records to invoices.raw; processing…")
-        stop = asyncio.Event()
-        task = asyncio.create_task(worker.run(stop))
-        deadline = time.monotonic() + timeout
-        while len(rows) < len(inputs) and time.monotonic() < deadline and not task.done():
-            await asyncio.sleep(0.2)
-        stop.set()
-        await task
-        await worker.pipeline.extractor.provider.aclose()
-        _print_table(inputs, rows)
-        counts = _topic_counts(kafka.bootstrap, "invoices")
-        print("\noutput topics: " + ", ".join(f"{t}={n}" for t, n in counts.items()))
-        enc = worker.pipeline.encoder
-        print(
-            f"schema registry: subject {enc.subject} -> schema id {enc.schema_id} "
-            f"({worker.pipeline.contract.compatibility})"
-        )
-        ok = len(rows) == len(inputs) and sum(counts.values()) == len(inputs)
-        print("accounting: every input landed in exactly one topic" if ok else "accounting FAILED")
-        return 0 if ok else 1
-    finally:
-        sim.stop()
-        registry.stop()
-        kafka.stop()
-        shutil.rmtree(kafka.data_dir, ignore_errors=True)
+
+async def _run(
+    inputs: list[DemoInput],
+    bootstrap: str,
+    registry_url: str,
+    base_url: str,
+    model: str,
+    label: str,
+    timeout: float,
+) -> int:
+    from confluent_kafka import Producer
+
+    from streams.app import build_worker
+    from streams.settings import load_settings
+
+    say = _progress
+    settings = load_settings(
+        None,
+        kafka={"bootstrap_servers": bootstrap},
+        registry={"url": registry_url},
+        llm={"provider": "openai", "base_url": base_url, "model": model, "timeout_s": 300},
+    )
+    rows: dict[str, tuple[RawRecord, Outcome]] = {}
+
+    def record(raw: RawRecord, outcome: Outcome) -> None:
+        rows[raw.key_str or raw.coordinates] = (raw, outcome)
+        say(f"  [{len(rows)}/{len(inputs)}] {raw.key_str} -> {outcome.route.value}")
+
+    worker = build_worker(settings, "invoices", on_outcome=record)
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    for item in inputs:
+        producer.produce("invoices.raw", value=item.value, key=item.key.encode())
+    producer.flush(30)
+    del producer  # close its connections before the broker goes away
+    say(f"produced {len(inputs)} records to invoices.raw; processing…")
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    deadline = time.monotonic() + timeout
+    while len(rows) < len(inputs) and time.monotonic() < deadline and not task.done():
+        await asyncio.sleep(0.2)
+    stop.set()
+    await task
+    await worker.pipeline.extractor.provider.aclose()
+    print(f"\nmodel: {label}")
+    _print_table(inputs, rows)
+    counts = _topic_counts(bootstrap, "invoices")
+    print("\noutput topics: " + ", ".join(f"{t}={n}" for t, n in counts.items()))
+    enc = worker.pipeline.encoder
+    print(
+        f"schema registry: subject {enc.subject} -> schema id {enc.schema_id} "
+        f"({worker.pipeline.contract.compatibility})"
+    )
+    ok = len(rows) == len(inputs) and sum(counts.values()) == len(inputs)
+    print("accounting: every input landed in exactly one topic" if ok else "accounting FAILED")
+    return 0 if ok else 1
 
 
 def _progress(message: str) -> None:

@@ -34,6 +34,7 @@ def pipeline_settings(
     budgets: dict[str, Any] | None = None,
     worker: dict[str, Any] | None = None,
     llm: dict[str, Any] | None = None,
+    contract: tuple[str, int] = ("invoice", 1),
 ) -> Settings:
     return load_settings(
         None,
@@ -50,8 +51,8 @@ def pipeline_settings(
             {
                 "name": name,
                 "input_topic": f"{name}.raw",
-                "contract": "invoice",
-                "contract_version": 1,
+                "contract": contract[0],
+                "contract_version": contract[1],
             }
         ],
     )

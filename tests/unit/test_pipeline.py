@@ -38,7 +38,9 @@ def _pipeline(script: list[Any], **budgets: Any) -> tuple[Pipeline, ScriptedProv
     )
     registry = SchemaRegistryClient.new_client({"url": "mock://"})
     encoder = AvroWireEncoder(contract, registry, "p.valid-value", manage_compatibility=False)
-    settings = PipelineSettings(name="p", input_topic="p.raw", contract="invoice", contract_version=1)
+    settings = PipelineSettings(
+        name="p", input_topic="p.raw", contract="invoice", contract_version=1
+    )
     return Pipeline(settings, contract, extractor, encoder, clock=lambda: 1_700_000_000.0), provider
 
 
