@@ -32,6 +32,11 @@ schemas: install
 pytest: install
 	$(BIN)/python -m pytest
 
+# Throughput, latency, replay, memory and scale-out against the real local Kafka and the
+# simulator; writes BENCHMARKS.md and bench/results.json (~20 min; --quick for a smoke run).
+bench: install
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 dev-up: install
 	$(BIN)/streams dev up
 

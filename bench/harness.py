@@ -27,7 +27,7 @@ class Counts:
     latency_bound: int = 5_000
     latency_bound_keys: int = 1_000
     sequential: int = 200
-    scaleout: int = 4_000
+    scaleout: int = 3_000
 
     @classmethod
     def quick(cls) -> Counts:

@@ -250,7 +250,8 @@ class WorkerProc:
                 self.errors.append(line.decode(errors="replace").strip())
             return
         msg = str(doc.get("msg", ""))
-        if doc.get("level") in ("error", "critical"):
+        # A fresh broker's coordinator takes a moment to load; aiokafka logs it and retries.
+        if doc.get("level") in ("error", "critical") and "CoordinatorNotAvailable" not in msg:
             self.errors.append(msg)
         if self.assigned_at is None and msg.startswith("assigned [") and msg != "assigned []":
             ts = dt.datetime.strptime(doc["ts"], "%Y-%m-%dT%H:%M:%S.%fZ")

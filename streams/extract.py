@@ -282,7 +282,7 @@ class Extractor:
                 raise SpendCapExceeded(
                     f"spend cap for {reservation.denied} reached in this window; no call made",
                     budget=f"spend_cap:{reservation.denied}",
-                    limit=0.0,
+                    limit=reservation.limit or 0.0,
                     used=worst,
                     **self._history(ledger, last_error),
                 )

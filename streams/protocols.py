@@ -32,6 +32,8 @@ class Reservation:
     amount_usd: float
     window: int
     denied: str | None = None
+    #: The cap of the denied scope, for the over-budget envelope.
+    limit: float | None = None
 
 
 @runtime_checkable

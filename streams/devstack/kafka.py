@@ -15,31 +15,26 @@ listening on 127.0.0.1 only::
 ``dev_up`` / ``dev_down`` / ``dev_status`` keep one long-lived broker for ``streams dev``;
 it outlives the CLI and is found again through ``<cache_dir>/dev/kafka.json``.
 
-Errors (both are :class:`~streams.errors.ConfigError`, so the CLI prints one line)::
-
-    ConfigError
-    └── DevstackError        the local broker could not be prepared, started or stopped
-        └── ToolMissing      ``mvn`` or ``java`` is not on PATH
+Errors are :class:`DevstackError` when the broker could not be prepared, started or
+stopped, and its subclass :class:`ToolMissing` without ``mvn`` or ``java``; both are
+:class:`~streams.errors.ConfigError`, so the CLI prints one line. They, and the process
+and port helpers re-exported here, live in :mod:`streams.devstack._process`, shared with
+the Schema Registry.
 """
 
 from __future__ import annotations
 
 import base64
-import collections
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -48,17 +43,50 @@ from typing import Any, Self
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from streams.errors import ConfigError
+from streams.devstack._maven import _run_maven
+from streams.devstack._process import (
+    HOST,
+    DevstackError,
+    ToolMissing,
+    _dev_dir,
+    _file_lock,
+    _process_alive,
+    _require_tool,
+    _size,
+    _spawn,
+    _tail,
+    _terminate,
+    free_ports,
+    port_is_free,
+)
+
+__all__ = [
+    "BROKER_MAIN",
+    "CONSUMER_GROUPS_MAIN",
+    "HOST",
+    "KAFKA_VERSION",
+    "STORAGE_TOOL_MAIN",
+    "DevstackError",
+    "LocalKafka",
+    "ToolMissing",
+    "dev_down",
+    "dev_status",
+    "dev_up",
+    "ensure_kafka_jars",
+    "free_ports",
+    "kafka_home",
+    "new_cluster_id",
+    "port_is_free",
+    "render_server_properties",
+    "run_kafka_tool",
+]
 
 KAFKA_VERSION = "4.1.1"
 BROKER_MAIN = "kafka.Kafka"
 STORAGE_TOOL_MAIN = "kafka.tools.StorageTool"
 CONSUMER_GROUPS_MAIN = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
 
-HOST = "127.0.0.1"
 _DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "kafka"
-_MVN_TIMEOUT = 900.0
-_LOG_TAIL_LINES = 30
 
 # The distribution's kafka-server-start.sh settings, with a heap sized for a laptop, and
 # the C1-only JIT: on two cores C2 competes with start-up and costs ~2s of every (re)start,
@@ -76,31 +104,6 @@ _BROKER_JVM = (
 _TOOL_JVM = ("-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Djava.awt.headless=true")
 
 
-class DevstackError(ConfigError):
-    """The local Kafka could not be prepared, started or stopped. The message says why."""
-
-
-class ToolMissing(DevstackError):
-    """``mvn`` or ``java`` is not on PATH. ``tool`` names which."""
-
-    def __init__(self, message: str, *, tool: str) -> None:
-        super().__init__(message, tool=tool)
-        self.tool = tool
-
-
-_INSTALL_HINTS = {
-    "java": "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless)",
-    "mvn": "install Maven (Debian: apt-get install maven); it fetches the Kafka jars once",
-}
-
-
-def _require_tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise ToolMissing(f"`{name}` not found on PATH: {_INSTALL_HINTS[name]}", tool=name)
-    return path
-
-
 def _deploy_file(name: str) -> Path:
     path = _DEPLOY_DIR / name
     if not path.is_file():
@@ -111,18 +114,6 @@ def _deploy_file(name: str) -> Path:
 def kafka_home(cache_dir: Path) -> Path:
     """The per-version folder in the cache: ``libs/``, the Maven log, tool logs."""
     return cache_dir / f"kafka-{KAFKA_VERSION}"
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """Serialise processes sharing a cache dir (parallel test runs, two ``dev up``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def ensure_kafka_jars(cache_dir: Path, *, progress: Callable[[str], None] = print) -> Path:
@@ -148,7 +139,7 @@ def ensure_kafka_jars(cache_dir: Path, *, progress: Callable[[str], None] = prin
         progress(f"Resolving Kafka {KAFKA_VERSION} jars with Maven (first run only)...")
         partial = home / f"libs.partial-{os.getpid()}"
         shutil.rmtree(partial, ignore_errors=True)
-        _run_maven(mvn, pom, partial, home / "mvn.log", progress)
+        _run_maven(mvn, pom, partial, home / "mvn.log", progress, what="the Kafka jars")
         marker.unlink(missing_ok=True)
         shutil.rmtree(libs, ignore_errors=True)
         partial.rename(libs)
@@ -165,76 +156,6 @@ def _resolved(marker: Path, digest: str, libs: Path) -> bool:
     except FileNotFoundError:
         return False
     return recorded == digest and (libs / f"kafka_2.13-{KAFKA_VERSION}.jar").is_file()
-
-
-def _run_maven(
-    mvn: str, pom: Path, output_dir: Path, log_path: Path, progress: Callable[[str], None]
-) -> None:
-    command = [
-        mvn,
-        "-B",
-        "-f",
-        str(pom),
-        "dependency:copy-dependencies",
-        "-DincludeScope=runtime",
-        f"-DoutputDirectory={output_dir}",
-    ]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    errors: collections.deque[str] = collections.deque(maxlen=5)
-    downloads = 0
-    with (
-        log_path.open("w") as log,
-        subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        ) as proc,
-    ):
-        # Iterating stdout blocks, so a hung download is cut off by a timer instead.
-        watchdog = threading.Timer(_MVN_TIMEOUT, proc.kill)
-        watchdog.start()
-        try:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                log.write(line)
-                if line.startswith("Downloaded from"):
-                    downloads += 1
-                    if downloads % 50 == 0:
-                        progress(f"  ...{downloads} files downloaded")
-                elif line.startswith("[ERROR]") and line[7:].strip():
-                    errors.append(line[7:].strip())
-            returncode = proc.wait()
-        finally:
-            watchdog.cancel()
-    if returncode != 0:
-        shutil.rmtree(output_dir, ignore_errors=True)
-        reason = errors[0] if errors else f"exit status {returncode}"
-        raise DevstackError(
-            f"Maven could not resolve the Kafka jars: {reason} (full log: {log_path})",
-            log=str(log_path),
-        )
-
-
-def free_ports(count: int = 1, *, host: str = HOST) -> list[int]:
-    """``count`` distinct ports that were free a moment ago (bound to port 0, then closed)."""
-    with contextlib.ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind((host, 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-
-
-def port_is_free(port: int, *, host: str = HOST) -> bool:
-    """Whether ``port`` can be listened on now (SO_REUSEADDR, as the JVM binds)."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def new_cluster_id() -> str:
@@ -313,28 +234,6 @@ def run_kafka_tool(
         raise DevstackError(f"{main_class} did not finish within {timeout:.0f}s") from exc
 
 
-def _process_alive(pid: int) -> bool:
-    """Whether ``pid`` still runs; reaps it first if it is our exited child."""
-    try:
-        waited, _ = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:  # not our child (e.g. `dev down` from another CLI run)
-        pass
-    else:
-        if waited == pid:
-            return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
 def _is_broker(pid: int, properties: Path) -> bool:
     """Guard against a recycled PID: the process must be our ``kafka.Kafka <properties>``."""
     try:
@@ -342,37 +241,6 @@ def _is_broker(pid: int, properties: Path) -> bool:
     except OSError:
         return False
     return BROKER_MAIN.encode() in argv and str(properties).encode() in argv
-
-
-def _terminate(pid: int, timeout: float) -> None:
-    """SIGTERM (a controlled shutdown), then SIGKILL if it outlives ``timeout``."""
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if not _process_alive(pid):
-                return
-            time.sleep(0.1)
-    raise DevstackError(f"Kafka (pid {pid}) survived SIGKILL for 10s")
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
-def _tail(path: Path, since: int, lines: int = _LOG_TAIL_LINES) -> str:
-    """The last ``lines`` lines written to ``path`` after byte offset ``since``."""
-    try:
-        with path.open("rb") as handle:
-            handle.seek(since)
-            tail = collections.deque(handle, maxlen=lines)
-    except FileNotFoundError:
-        return ""
-    return b"".join(tail).decode(errors="replace").rstrip()
 
 
 class LocalKafka:
@@ -541,30 +409,6 @@ class LocalKafka:
     def _cleanup(self) -> None:
         if self._owns_data_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
-
-
-def _spawn(argv: list[str], output: Path) -> int:
-    """Start ``argv`` in a new session with stdout+stderr appended to ``output``.
-
-    ``posix_spawn`` rather than ``Popen``: a detached broker (``dev up``) must outlive
-    this process, and a dropped ``Popen`` of a live child warns when collected.
-    """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
-    return os.posix_spawn(
-        argv[0],
-        argv,
-        dict(os.environ),
-        file_actions=[
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 1, str(output), flags, 0o644),
-            (os.POSIX_SPAWN_DUP2, 1, 2),
-        ],
-        setsid=True,
-    )
-
-
-def _dev_dir(cache_dir: Path) -> Path:
-    return cache_dir / "dev"
 
 
 def _state_path(cache_dir: Path) -> Path:

@@ -17,9 +17,9 @@ Schemas live in memory: a stopped registry forgets them, and ids start at 1 agai
 ``dev_registry_up`` / ``dev_registry_down`` / ``dev_registry_status`` keep one long-lived
 registry for ``streams dev``, found again through ``<cache_dir>/dev/registry.json``.
 
-Errors are those of :mod:`streams.devstack.kafka`: :class:`DevstackError` when the registry
-cannot be built, started or stopped, and its subclass :class:`ToolMissing` without ``mvn``
-or ``java``.
+Errors are those of :mod:`streams.devstack` (defined in ``_process``): :class:`DevstackError`
+when the registry cannot be built, started or stopped, and its subclass :class:`ToolMissing`
+without ``mvn`` or ``java``.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from typing import Any, Self
 
 import httpx
 
-from streams.devstack.kafka import (
-    _MVN_TIMEOUT,
+from streams.devstack._maven import _MVN_TIMEOUT, _first_maven_error
+from streams.devstack._process import (
     HOST,
     DevstackError,
     _dev_dir,
@@ -166,14 +166,6 @@ def _build(mvn: str, build_dir: Path, log_path: Path) -> None:
             f"Maven could not build the Schema Registry: {reason} (full log: {log_path})",
             log=str(log_path),
         )
-
-
-def _first_maven_error(log_path: Path) -> str | None:
-    with log_path.open(errors="replace") as log:
-        for line in log:
-            if line.startswith("[ERROR]") and line[7:].strip():
-                return line[7:].strip()
-    return None
 
 
 def _ccompat_url(port: int) -> str:

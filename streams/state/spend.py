@@ -117,7 +117,7 @@ class SpendLedger:
             if not ok:
                 for done in taken:  # give back what the other scopes reserved
                     self._balance[(window, done)] += amount_usd
-                return Reservation(scopes, amount_usd, window, denied=scope)
+                return Reservation(scopes, amount_usd, window, denied=scope, limit=cap)
             taken.append(scope)
         return Reservation(tuple(taken), amount_usd, window)
 

@@ -47,6 +47,7 @@ def local_model() -> Iterator[LocalModelServer]:
         yield server
 
 
+@pytest.mark.timeout(2400)
 async def test_real_model_extracts_through_the_pipeline(
     kafka: LocalKafka, local_model: LocalModelServer
 ) -> None:

@@ -1,0 +1,78 @@
+"""Pure logic of the Kafka-backed state: cache keys and the spend-claim decision rule."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from streams.cache_key import CacheKeyParts, cache_key
+from streams.state.spend import SpendCaps, SpendLedger
+
+PARTS = CacheKeyParts(
+    contract="invoice",
+    contract_version=1,
+    prompt_version="abc",
+    provider="openai",
+    model="m",
+    temperature=0.0,
+    max_output_tokens=1024,
+    input_sha256="f" * 64,
+)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("contract", "claim"),
+        ("contract_version", 2),
+        ("prompt_version", "abd"),
+        ("provider", "anthropic"),
+        ("model", "m2"),
+        ("temperature", 0.2),
+        ("max_output_tokens", 512),
+        ("input_sha256", "e" * 64),
+    ],
+)
+def test_every_input_of_the_answer_changes_the_cache_key(field: str, value: object) -> None:
+    """Changing anything that can change the answer gives a different key."""
+    assert cache_key(dataclasses.replace(PARTS, **{field: value})) != cache_key(PARTS)
+
+
+def test_cache_key_is_stable() -> None:
+    """The same parts always give the same key (replays hit the cache)."""
+    assert cache_key(PARTS) == cache_key(dataclasses.replace(PARTS))
+
+
+def test_caps_per_scope() -> None:
+    """Pipeline, default tenant and per-tenant caps resolve as configured."""
+    caps = SpendCaps(pipeline_usd=10, tenant_default_usd=2, tenants=(("acme", 5),))
+    assert caps.cap_for("pipeline") == 10
+    assert caps.cap_for("tenant:acme") == 5
+    assert caps.cap_for("tenant:other") == 2
+    assert SpendCaps().cap_for("pipeline") is None
+    assert caps.chunk(10) == pytest.approx(0.2)
+
+
+def _claim(ledger: SpendLedger, claim_id: str, amount: float, cap: float = 1.0) -> None:
+    body = {"id": claim_id, "window": 0, "scope": "pipeline", "amount": amount, "cap": cap}
+    ledger._apply(json.dumps(body).encode())
+
+
+def test_claims_are_granted_in_log_order_up_to_the_cap() -> None:
+    """Every reader of the claim log grants the same claims: the ones that fit, in order."""
+    readers = [SpendLedger("unused:9092", "t", SpendCaps(pipeline_usd=1.0)) for _ in range(2)]
+    for ledger in readers:
+        for i, amount in enumerate([0.4, 0.4, 0.4, 0.2, 0.1]):
+            _claim(ledger, f"c{i}", amount)
+    for ledger in readers:
+        assert ledger.granted("pipeline", 0) == pytest.approx(1.0)  # 0.4 + 0.4 + 0.2
+
+
+def test_malformed_claims_are_ignored() -> None:
+    """A garbage record in the claim log neither crashes a worker nor grants budget."""
+    ledger = SpendLedger("unused:9092", "t", SpendCaps(pipeline_usd=1.0))
+    ledger._apply(b"not json")
+    ledger._apply(b'{"window": "x"}')
+    assert ledger.granted("pipeline", 0) == 0
