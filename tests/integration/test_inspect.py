@@ -179,7 +179,7 @@ def test_config_mistakes_are_one_line_errors(run: Run, monkeypatch: pytest.Monke
         tail(run.settings, f"{run.name}.nope")
     with pytest.raises(ConfigError, match="--max"):
         tail(run.settings, f"{run.name}.valid", max_records=0)
-    monkeypatch.setattr(inspect_module, "METADATA_TIMEOUT_S", 2.0)
+    monkeypatch.setattr(inspect_module._read, "METADATA_TIMEOUT_S", 2.0)
     port = free_port()
     unreachable = load_settings(None, kafka={"bootstrap_servers": f"127.0.0.1:{port}"})
     with pytest.raises(ConfigError, match="cannot read"):
