@@ -79,11 +79,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
     )
     serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="listen address (default %(default)s; use 0.0.0.0 only inside a container)",
+    )
+    serve.add_argument(
         "--port",
         metavar="PORT",
         type=_bounded(1, 65535),
         default=DEFAULT_PORT,
-        help="port on 127.0.0.1 (default %(default)s)",
+        help="port (default %(default)s)",
     )
     serve.add_argument(
         "--threads",
@@ -184,6 +189,7 @@ def _serve(args: argparse.Namespace) -> int:
         ctx_size=args.ctx_size,
         parallel=args.parallel,
         progress=_progress,
+        host=args.host,
     )
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:

@@ -218,6 +218,7 @@ class LocalModelServer:
         parallel: int = 1,
         spec: ModelSpec = DEFAULT_MODEL,
         progress: Callable[[str], None] = print,
+        host: str = HOST,
     ) -> None:
         for name, value in (("threads", threads), ("ctx_size", ctx_size), ("parallel", parallel)):
             if value < 1:
@@ -231,7 +232,10 @@ class LocalModelServer:
         self.parallel = parallel
         self.spec = spec
         self.model_name = spec.name
-        self.base_url = f"http://{HOST}:{self.port}/v1"
+        #: Listen address; 0.0.0.0 only inside a container (docker-compose).
+        self.host = host
+        reach = HOST if host in ("0.0.0.0", "::", "") else host
+        self.base_url = f"http://{reach}:{self.port}/v1"
         self.log_path = model_dir(self.cache_dir) / f"llama-server-{self.port}.log"
         self._progress = progress
         self._wrapper: _Proc | None = None
@@ -252,7 +256,7 @@ class LocalModelServer:
             "--model",
             str(model),
             "--host",
-            HOST,
+            self.host,
             "--port",
             str(self.port),
             "--",
