@@ -215,10 +215,12 @@ class Worker:
             self._tracker.in_flight() >= self.settings.worker.max_buffered or self.breaker.is_open
         )
         assignment = self._consumer.assignment()
-        if should_pause and not self._paused and assignment:
+        if should_pause and assignment:
+            # Every loop, so partitions assigned while paused are paused as well.
             self._consumer.pause(*assignment)
-            self._paused = True
-            self.metrics.paused.labels(self.pipeline.name).set(1)
+            if not self._paused:
+                self._paused = True
+                self.metrics.paused.labels(self.pipeline.name).set(1)
         elif not should_pause and self._paused:
             self._consumer.resume(*assignment)
             self._paused = False
@@ -244,6 +246,14 @@ class Worker:
         task = asyncio.create_task(self._handle(tp, raw, chain_key, previous, mine))
         self._tasks.setdefault(tp, set()).add(task)
         task.add_done_callback(self._tasks[tp].discard)
+        task.add_done_callback(self._report_crash)
+
+    @staticmethod
+    def _report_crash(task: asyncio.Task[None]) -> None:
+        # A failed task leaves its offset unfinished, so the partition's commits stop
+        # there (nothing is lost, the record is re-read after a restart). Say so loudly.
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("record task failed; its partition stops committing", exc_info=exc)
 
     async def _handle(
         self,
