@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench.notes import method, notes_for
+from bench.notes import cpu_ms, method, notes_for, others_cores
 from streams.devstack.kafka import KAFKA_VERSION
 
 REPO = Path(__file__).resolve().parents[1]
@@ -121,6 +121,46 @@ def _row(t: Target, results: dict[str, Any]) -> str:
     return f"| `{t.figure}` | {t.target or '-'} | {shown} | {met} |"
 
 
+#: (cpu_seconds scenario, what it measured, the results key holding its record count)
+_CPU_ROWS = (
+    ("overhead", "(a) pipeline, latency 0", "overhead_records"),
+    ("overhead_faust", "(a) bare faust agent", "overhead_records"),
+    ("latency_bound", "(b) 200 ms, 64 in flight", "latency_bound_records"),
+    ("sequential", "(b) 200 ms, 1 in flight", "sequential_records"),
+    ("replay", "(c) replay, cache hits", "replay_records"),
+    ("scaleout_1", "(e) 1 worker, 100 ms", "scaleout_records"),
+    ("scaleout_2", "(e) 2 workers, 100 ms", "scaleout_records"),
+    ("scaleout_3", "(e) 3 workers, 100 ms", "scaleout_records"),
+)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def cpu_table(results: dict[str, Any]) -> list[str]:
+    """CPU per record of each process, and how busy the rest of the machine was."""
+    cpu = results.get("cpu_seconds", {})
+    lines = [
+        "| run | wall s | worker(s) ms CPU/record | simulator ms/record | Kafka ms/record "
+        "| other tenants, CPUs busy |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for key, label, records in _CPU_ROWS:
+        if key not in cpu:
+            continue
+        n = results.get(records) or 0
+        workers = sum(v for k, v in cpu[key].items() if k.startswith(("worker", "faust")))
+        mine = 1000 * workers / n if n else None
+        lines.append(
+            f"| {label} | {cpu[key]['wall_s']:.0f} | {_ms(mine)} "
+            f"| {_ms(cpu_ms(results, key, records, 'simulator'))} "
+            f"| {_ms(cpu_ms(results, key, records, 'kafka'))} "
+            f"| {_ms(others_cores(results, key))} |"
+        )
+    return lines
+
+
 def markdown(results: dict[str, Any], command: str) -> str:
     m = results["machine"]
     rss = ", ".join(
@@ -147,7 +187,14 @@ def markdown(results: dict[str, Any], command: str) -> str:
         f"- Python {m['python']}, Apache Kafka {m['kafka']} (KRaft, one node, local), {m['java']}",
         "- " + ", ".join(f"{k} {v}" for k, v in m["packages"].items()),
         f"- load average at start {results['load_start']}, at end {results['load_end']} "
-        "(the machine is shared: other engineers' builds and tests ran at the same time)",
+        "(VM-wide: the machine is shared with other tenants' work)",
+        "",
+        "### Where the CPU went",
+        "",
+        *cpu_table(results),
+        "",
+        "The sequential run's per-record figures include idle background work (heartbeats,",
+        "fetch polling, the broker's housekeeping) spread over only a few records.",
         "",
         method(results).strip(),
         "",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import shutil
 import sys
@@ -31,6 +32,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--scenarios",
         default=",".join(ALL),
         help="comma-separated subset of a,b,c,d,e (d, memory, is read during the others)",
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite BENCHMARKS.md from the existing results.json, without running",
     )
     parser.add_argument(
         "--output",
@@ -56,8 +62,18 @@ def _run(ctx: Context, chosen: set[str]) -> None:
         scaleout.scaleout(ctx)
 
 
+def _report_only(output: Path) -> int:
+    path = output / ("bench/results.json" if output == REPO else "results.json")
+    results = json.loads(path.read_text())
+    (output / "BENCHMARKS.md").write_text(report.markdown(results, "make bench"))
+    print(f"rewrote {output / 'BENCHMARKS.md'} from {path}", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    if args.report_only:
+        return _report_only(args.output or REPO)
     started = dt.datetime.now(dt.UTC)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     workdir = default_cache_dir() / "bench" / f"run-{stamp}{'-quick' if args.quick else ''}"

@@ -10,6 +10,7 @@ Usage::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterator
@@ -49,7 +50,7 @@ class Prompt:
     instructions: str
     examples: tuple[Example, ...] = ()
 
-    @property
+    @functools.cached_property
     def version(self) -> str:
         canonical = json.dumps(
             {
@@ -64,6 +65,10 @@ class Prompt:
 
     def system_message(self) -> str:
         """The system turn: instructions, then each example as document/record pair."""
+        return self._system_message
+
+    @functools.cached_property
+    def _system_message(self) -> str:
         parts = [self.instructions.strip()]
         for i, ex in enumerate(self.examples, 1):
             parts.append(

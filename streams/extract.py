@@ -15,6 +15,7 @@ prompt that keyed a cache entry is never modified afterwards.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import random
@@ -162,6 +163,8 @@ class Extractor:
         self.gate = BudgetGate(budgets.max_input_tokens, budgets.max_output_tokens)
         self.schema = contract.json_schema()
         self.schema_name = f"{contract.name}_v{contract.version}"
+        self._system_text = contract.prompt.system_message()
+        self._system_tokens = estimate_tokens(self._system_text) + 4
         self.cache = cache
         self.spend = spend
         #: Called with True/False on every cache lookup (hit/miss); the worker counts them.
@@ -192,7 +195,13 @@ class Extractor:
         ) / 1_000_000
 
     def estimate(self, messages: tuple[ChatMessage, ...]) -> int:
-        return sum(estimate_tokens(m.content) + 4 for m in messages)
+        total = 0
+        for m in messages:
+            if m.role == "system" and m.content == self._system_text:
+                total += self._system_tokens  # the fixed prompt: estimated once
+            else:
+                total += estimate_tokens(m.content) + 4
+        return total
 
     async def extract(self, document: Document) -> Extraction:
         """Return a validated record, or raise a routed error from :mod:`streams.errors`."""
@@ -247,7 +256,7 @@ class Extractor:
                 statuses=tuple(ledger.statuses),
                 grounding=grounding,
             )
-            await self._store(key, extraction)
+            await self._store(key, extraction, document.text)
             return extraction
         assert last_error is not None
         raise AttemptsExhausted(
@@ -298,7 +307,7 @@ class Extractor:
             )
         return completion, retries
 
-    async def _store(self, key: str, extraction: Extraction) -> None:
+    async def _store(self, key: str, extraction: Extraction, text: str) -> None:
         if self.cache is None:
             return
         value = json.dumps(
@@ -310,6 +319,9 @@ class Extractor:
                 "cost_usd": extraction.cost_usd,
                 "repairs": list(extraction.repairs),
                 "attempts": len(extraction.attempts),
+                # Spans index the exact text; reuse them only for byte-identical text.
+                "text_sha256": hashlib.sha256(text.encode()).hexdigest(),
+                "grounding": extraction.grounding.as_dict() if extraction.grounding else None,
             },
             sort_keys=True,
         ).encode()
@@ -339,8 +351,22 @@ class Extractor:
             model_reported=str(data.get("model_reported", "")),
             last_output="",
             cache_hit=True,
-            grounding=ground(record, text) if text is not None else None,
+            grounding=self._cached_grounding(data, record, text),
         )
+
+    @staticmethod
+    def _cached_grounding(
+        data: dict[str, Any], record: BaseModel, text: str | None
+    ) -> Grounding | None:
+        if text is None:
+            return None
+        stored = data.get("grounding")
+        if stored and data.get("text_sha256") == hashlib.sha256(text.encode()).hexdigest():
+            try:
+                return Grounding.from_dict(stored)
+            except (KeyError, TypeError, ValueError):
+                pass  # an older or odd entry: recompute below
+        return ground(record, text)
 
     def _accept(
         self, completion: Completion, document: Document

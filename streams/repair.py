@@ -141,6 +141,12 @@ class _Walker:
             return [self.walk(v, items, f"{path}[{i}]") for i, v in enumerate(value)]
         if isinstance(value, str):
             return self._string(value, kinds, types, path)
+        if isinstance(value, float) and not value.is_integer():
+            # Binary float noise from the model's decoder, e.g. 12.340000000000002.
+            rounded = round(value, 6)
+            if rounded != value and abs(rounded - value) < 1e-9:
+                self.repairs.append(f"round_float_noise:{path}")
+                return rounded
         return value
 
     def _string(

@@ -54,3 +54,16 @@ class NoSleep:
 
     async def __call__(self, delay: float) -> None:
         self.delays.append(delay)
+
+
+class MemoryCache:
+    """An in-process ResultCache (the Kafka-backed one is tested against the broker)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+
+    def get(self, key: str) -> bytes | None:
+        return self.data.get(key)
+
+    async def put(self, key: str, value: bytes) -> None:
+        self.data[key] = value

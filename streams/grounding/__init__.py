@@ -107,6 +107,23 @@ class Grounding:
     def as_dict(self) -> dict[str, Any]:
         return {"coverage": self.coverage, "fields": [f.as_dict() for f in self.fields]}
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Grounding:
+        """Inverse of :meth:`as_dict` (the result cache stores groundings this way)."""
+        fields = tuple(
+            FieldGrounding(
+                path=str(f["path"]),
+                value=str(f["value"]),
+                found=bool(f["found"]),
+                span=None
+                if f["span"] is None
+                else Span(int(f["span"]["start"]), int(f["span"]["end"])),
+                method=str(f["method"]),
+            )
+            for f in data["fields"]
+        )
+        return cls(fields=fields, coverage=float(data["coverage"]))
+
 
 def ground(
     record: BaseModel | Mapping[str, Any], source: str, *, skip: Collection[str] = ()

@@ -161,3 +161,26 @@ async def test_rejected_fails_fast() -> None:
     with pytest.raises(ProviderRejected):
         await _extractor(provider).extract(DOC)
     assert len(provider.requests) == 1
+
+
+async def test_cache_hit_makes_no_call_and_reuses_grounding_for_identical_text() -> None:
+    """A hit returns the same record without a call; spans are reused only for identical text."""
+    from streams.textnorm import text_sha256
+    from tests.fakes import MemoryCache
+
+    cache = MemoryCache()
+    provider = ScriptedProvider([answer(GOOD)])
+    extractor = Extractor(
+        CONTRACT, provider, BudgetSettings(), cache=cache, sleep=NoSleep(), rng=random.Random(0)
+    )
+    text = "a is 1 and b is 2"
+    first = await extractor.extract(Document(id="1", text=text, sha256=text_sha256(text)))
+    again = await extractor.extract(Document(id="2", text=text, sha256=text_sha256(text)))
+    assert len(provider.requests) == 1
+    assert (again.record, again.cache_hit, again.cost_usd) == (first.record, True, 0.0)
+    assert again.grounding == first.grounding
+    spaced = "  a is 1 and b is 2"  # same normalised text, so the same cache key
+    moved = await extractor.extract(Document(id="3", text=spaced, sha256=text_sha256(spaced)))
+    assert len(provider.requests) == 1
+    assert moved.grounding is not None and first.grounding is not None
+    assert [f.span for f in moved.grounding.fields] != [f.span for f in first.grounding.fields]

@@ -95,3 +95,10 @@ def test_null_for_defaulted_field_is_dropped() -> None:
     out = repair('{"kind": null}', schema)
     assert out.value == {}
     assert out.repairs == ("drop_null_default:kind",)
+
+
+def test_float_noise_is_rounded_but_real_precision_kept() -> None:
+    """12.340000000000002 becomes 12.34; a genuine 12.345 is left for validation to judge."""
+    out = repair('{"total": 12.340000000000002, "items": [{"amount": 12.345}]}', SCHEMA)
+    assert out.value == {"total": 12.34, "items": [{"amount": 12.345}]}
+    assert out.repairs == ("round_float_noise:total",)
