@@ -182,5 +182,6 @@ async def test_cache_hit_makes_no_call_and_reuses_grounding_for_identical_text()
     spaced = "  a is 1 and b is 2"  # same normalised text, so the same cache key
     moved = await extractor.extract(Document(id="3", text=spaced, sha256=text_sha256(spaced)))
     assert len(provider.requests) == 1
-    assert moved.grounding is not None and first.grounding is not None
+    assert moved.grounding is not None
+    assert first.grounding is not None
     assert [f.span for f in moved.grounding.fields] != [f.span for f in first.grounding.fields]
