@@ -19,7 +19,6 @@ still holds balance.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import math
@@ -27,13 +26,15 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from streams.errors import StateStoreError
 from streams.protocols import Reservation
-from streams.state.admin import TopicSpec, ensure_topics, topic_partitions
+from streams.state._base import TopicBacked
+from streams.state.admin import TopicSpec, topic_partitions
 
 __all__ = ["SpendCaps", "SpendLedger"]
 
@@ -64,8 +65,10 @@ class SpendCaps:
         return self.claim_usd if self.claim_usd is not None else cap / 50
 
 
-class SpendLedger:
+class SpendLedger(TopicBacked):
     """Implements :class:`streams.protocols.SpendGuard` over a Kafka claim log."""
+
+    poll_ms = 200
 
     def __init__(
         self,
@@ -77,8 +80,7 @@ class SpendLedger:
         clock: Clock = time.time,
         retention_windows: int = 4,
     ) -> None:
-        self.bootstrap = bootstrap
-        self.topic = topic
+        super().__init__(bootstrap, topic)
         self.caps = caps
         self.worker_id = worker_id or uuid.uuid4().hex[:12]
         self._clock = clock
@@ -88,9 +90,6 @@ class SpendLedger:
         self.spent: dict[tuple[int, str], float] = {}  # this worker's actual spend
         self._waiting: dict[str, asyncio.Future[bool]] = {}
         self._locks: dict[tuple[int, str], asyncio.Lock] = {}
-        self._producer: AIOKafkaProducer | None = None
-        self._consumer: AIOKafkaConsumer | None = None
-        self._follower: asyncio.Task[None] | None = None
         self._tp = TopicPartition(topic, 0)
 
     def window(self) -> int:
@@ -195,30 +194,13 @@ class SpendLedger:
 
     async def start(self) -> None:
         """Create the claim log if needed, replay it, then follow it."""
-        await ensure_topics(
-            self.bootstrap,
-            [
-                TopicSpec(
-                    self.topic,
-                    1,
-                    config={"cleanup.policy": "delete", "retention.ms": str(self._retention_ms)},
-                )
-            ],
+        await self._open(
+            TopicSpec(
+                self.topic,
+                1,
+                config={"cleanup.policy": "delete", "retention.ms": str(self._retention_ms)},
+            )
         )
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap, enable_idempotence=True, acks="all"
-        )
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None
-        )
-        try:
-            await self._producer.start()
-            await self._consumer.start()
-            await self._load()
-        except BaseException:
-            await self.stop()
-            raise
-        self._follower = asyncio.create_task(self._follow())
 
     async def _load(self) -> None:
         assert self._consumer is not None
@@ -229,28 +211,12 @@ class SpendLedger:
         while await self._consumer.position(self._tp) < end:
             self._apply_batch(await self._consumer.getmany(self._tp, timeout_ms=500))
 
-    def _apply_batch(self, batches: dict[TopicPartition, list[object]]) -> None:
+    def _apply_batch(self, batches: dict[TopicPartition, list[Any]]) -> int:
+        n = 0
         for records in batches.values():
             for rec in records:
                 value = getattr(rec, "value", None)
                 if value is not None:
                     self._apply(value)
-
-    async def _follow(self) -> None:
-        assert self._consumer is not None
-        while True:
-            try:
-                self._apply_batch(await self._consumer.getmany(timeout_ms=200))
-            except KafkaError as exc:
-                log.warning("following %s failed (%s); retrying", self.topic, exc)
-                await asyncio.sleep(1.0)
-
-    async def stop(self) -> None:
-        if self._follower is not None:
-            self._follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follower
-        if self._consumer is not None:
-            await self._consumer.stop()
-        if self._producer is not None:
-            await self._producer.stop()
+                    n += 1
+        return n

@@ -6,24 +6,26 @@ written by one worker is seen by the others, and a restart loses nothing.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from streams.errors import StateStoreError
-from streams.state.admin import TopicSpec, ensure_topics, topic_partitions
+from streams.state._base import TopicBacked
+from streams.state.admin import TopicSpec, topic_partitions
 
 __all__ = ["KafkaTable"]
 
 log = logging.getLogger("streams.state.table")
 
 
-class KafkaTable:
+class KafkaTable(TopicBacked):
     """``get`` is a dict lookup; ``put`` is acknowledged by the broker before it returns."""
+
+    poll_ms = 1000
 
     def __init__(
         self,
@@ -33,14 +35,10 @@ class KafkaTable:
         partitions: int = 6,
         progress: Callable[[str], None] | None = None,
     ) -> None:
-        self.bootstrap = bootstrap
-        self.topic = topic
+        super().__init__(bootstrap, topic)
         self.partitions = partitions
         self._data: dict[str, bytes] = {}
         self._progress = progress
-        self._producer: AIOKafkaProducer | None = None
-        self._consumer: AIOKafkaConsumer | None = None
-        self._follower: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
         return len(self._data)
@@ -59,27 +57,10 @@ class KafkaTable:
 
     async def start(self) -> None:
         """Create the topic if needed, load it to the end, then follow it."""
-        await ensure_topics(
-            self.bootstrap,
-            [TopicSpec(self.topic, self.partitions, config={"cleanup.policy": "compact"})],
-        )
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap, enable_idempotence=True, acks="all"
-        )
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            enable_auto_commit=False,
-            group_id=None,
+        await self._open(
+            TopicSpec(self.topic, self.partitions, config={"cleanup.policy": "compact"}),
             auto_offset_reset="earliest",
         )
-        try:
-            await self._producer.start()
-            await self._consumer.start()
-            await self._load()
-        except BaseException:
-            await self.stop()
-            raise
-        self._follower = asyncio.create_task(self._follow())
 
     async def _load(self) -> None:
         assert self._consumer is not None
@@ -92,12 +73,12 @@ class KafkaTable:
             behind = [tp for tp in tps if await self._consumer.position(tp) < end[tp]]
             if not behind:
                 break
-            loaded += self._apply(await self._consumer.getmany(*behind, timeout_ms=500))
+            loaded += self._apply_batch(await self._consumer.getmany(*behind, timeout_ms=500))
             if self._progress and loaded and loaded % 10_000 < 500:
                 self._progress(f"{self.topic}: loaded {loaded} entries")
         log.info("table %s loaded: %d keys", self.topic, len(self._data))
 
-    def _apply(self, batches: dict[TopicPartition, list[object]]) -> int:
+    def _apply_batch(self, batches: dict[TopicPartition, list[Any]]) -> int:
         n = 0
         for records in batches.values():
             for rec in records:
@@ -112,22 +93,3 @@ class KafkaTable:
                     self._data[k] = value
                 n += 1
         return n
-
-    async def _follow(self) -> None:
-        assert self._consumer is not None
-        while True:
-            try:
-                self._apply(await self._consumer.getmany(timeout_ms=1000))
-            except KafkaError as exc:
-                log.warning("following %s failed (%s); retrying", self.topic, exc)
-                await asyncio.sleep(1.0)
-
-    async def stop(self) -> None:
-        if self._follower is not None:
-            self._follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follower
-        if self._consumer is not None:
-            await self._consumer.stop()
-        if self._producer is not None:
-            await self._producer.stop()
