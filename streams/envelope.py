@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.errors import EnvelopeError, UndecodableInput
-from streams.textnorm import normalize_text, text_sha256
+from streams.textnorm import normalize_text, normalized_sha256
 
 __all__ = ["Document", "RawRecord", "decode"]
 
@@ -85,10 +85,11 @@ def decode(raw: RawRecord) -> Document:
     stripped = text.lstrip()
     if stripped.startswith("{"):
         return _decode_envelope(stripped, raw)
-    if not normalize_text(text):
+    normalized = normalize_text(text)  # once: it is both the emptiness check and the identity
+    if not normalized:
         raise UndecodableInput("value is empty or only whitespace", reason="empty")
     default_id = raw.key_str or raw.coordinates
-    return Document(id=default_id, text=text, sha256=text_sha256(text))
+    return Document(id=default_id, text=text, sha256=normalized_sha256(normalized))
 
 
 def _decode_envelope(text: str, raw: RawRecord) -> Document:
@@ -112,7 +113,8 @@ def _decode_envelope(text: str, raw: RawRecord) -> Document:
     body = obj.get("text")
     if not isinstance(body, str):
         raise EnvelopeError("JSON envelope needs a string field 'text'", reason="bad_envelope")
-    if not normalize_text(body):
+    normalized = normalize_text(body)
+    if not normalized:
         raise UndecodableInput("envelope 'text' is empty", reason="empty")
     doc_id = obj.get("id", raw.key_str or raw.coordinates)
     if not isinstance(doc_id, str | int) or isinstance(doc_id, bool):
@@ -128,7 +130,7 @@ def _decode_envelope(text: str, raw: RawRecord) -> Document:
     return Document(
         id=str(doc_id),
         text=body,
-        sha256=text_sha256(body),
+        sha256=normalized_sha256(normalized),
         source=source,
         tenant=tenant,
         envelope=True,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 
-__all__ = ["normalize_text", "text_sha256"]
+__all__ = ["normalize_text", "normalized_sha256", "text_sha256"]
 
 
 def normalize_text(text: str) -> str:
@@ -20,4 +20,9 @@ def normalize_text(text: str) -> str:
 
 def text_sha256(text: str) -> str:
     """Hex sha256 of the normalised text: the identity of a document."""
-    return hashlib.sha256(normalize_text(text).encode("utf-8")).hexdigest()
+    return normalized_sha256(normalize_text(text))
+
+
+def normalized_sha256(normalized: str) -> str:
+    """:func:`text_sha256` for text that :func:`normalize_text` already produced."""
+    return hashlib.sha256(normalized.encode("utf-8")).hexdigest()
