@@ -4,6 +4,8 @@ It never reads meaning into text. Correct answers come from fixtures keyed by
 the document's :func:`~streams.textnorm.text_sha256`; everything else (errors,
 malformed or broken answers, truncation, hangs) is scripted per document and
 attempt, or drawn from a seeded fault mix, so every run is reproducible.
+``POST /_sim/outage`` fails every request for a while; ``GET /v1/models`` answers
+a health probe without spending budget.
 
 Usage::
 
@@ -21,13 +23,8 @@ from streams.simulator.config import (
     parse_script,
 )
 from streams.simulator.fixtures import load_fixtures
-from streams.simulator.server import (
-    RequestRecord,
-    RunningSimulator,
-    SimulatorThread,
-    build_app,
-    serve,
-)
+from streams.simulator.server import RunningSimulator, SimulatorThread, build_app, serve
+from streams.simulator.state import RequestRecord
 from streams.simulator.strict import StrictViolation, check_strict_schema
 
 __all__ = [

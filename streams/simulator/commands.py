@@ -34,8 +34,24 @@ documents with a NAME.json answer, keyed by the document's sha256.
 {behaviours}
 
 Per document and attempt, highest priority first: a "[[sim: http_500, valid]]"
-line in the document; the runtime script (POST /_sim/script); --fault-mix;
-else valid. Inspect with GET /_sim/requests and /_sim/stats.
+line in the document (the last item repeats, so "[[sim: http_500]]" fails on
+every attempt); the runtime script (POST /_sim/script); --fault-mix; else valid.
+Inspect with GET /_sim/requests and /_sim/stats.
+
+  http_429            429 + Retry-After: a rate limit that clears
+  http_429_too_large  429, no Retry-After: the request alone is over the TPM
+                      limit (OpenAI type "tokens"); 413 request_too_large on
+                      /v1/messages
+  http_502_html       502 text/html page from an nginx in front of the API
+  http_403, http_404  permission error; model_not_found for the asked model
+  empty_choices       200 with "choices": [] (Anthropic: "content": [])
+
+Outage: POST /_sim/outage {{"status": 503, "seconds": 60}} makes every
+completion and /v1/models request fail with that status (any 4xx/5xx; omit
+"seconds" to last until DELETE /_sim/outage). GET /_sim/outage shows it.
+
+GET /v1/models (and /v1/models/ID) answers a health probe without spending
+budget: it lists sim-extractor-1 plus every model asked for so far.
 """
 
 

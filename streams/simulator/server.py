@@ -1,16 +1,24 @@
-"""The simulator's HTTP server: routes, per-run state, and three ways to run it.
+"""The simulator's HTTP server: model routes, the outage guard, and three ways to run it.
 
 Routes::
 
     POST   /v1/chat/completions   OpenAI chat completions (strict json_schema checked)
     POST   /v1/messages           Anthropic Messages (answer as a tool_use block)
+    GET    /v1/models             {"object": "list", "data": [model, ...]}, no budget spent
+    GET    /v1/models/{model}     {"id": model, "object": "model", "created": 0, "owned_by": ...}
     GET    /healthz               {"status": "ok", "fixtures": N}
-    GET    /_sim/requests         recorded requests, oldest first (?key=SHA256 filters)
-    DELETE /_sim/requests         forget recorded requests, attempt counters and stats
-    GET    /_sim/stats            counts by behaviour, status and endpoint
-    GET    /_sim/script           the runtime script
-    POST   /_sim/script           merge {"rules": {"<doc sha256>": ["http_429", "valid"]}}
-    DELETE /_sim/script           clear the runtime script
+    *      /_sim/...              inspection, script and outage: see streams.simulator.control
+
+``/v1/models`` lists ``sim-extractor-1`` and then every model a completion has
+asked for since start (or the last ``DELETE /_sim/requests``); any id can be
+fetched, since the simulator serves any model name. The answer is in OpenAI's
+shape for both kinds of client; errors are in Anthropic's shape when the request
+carries ``anthropic-version`` or ``x-api-key``. With ``api_key`` set it takes
+either dialect's credentials.
+
+During ``POST /_sim/outage`` every completion and models request fails at once
+with the outage's status, before auth or any behaviour, in the dialect's error
+shape; it is recorded with behaviour ``outage`` and does not count as an attempt.
 
 Usage::
 
@@ -30,19 +38,31 @@ import contextlib
 import json
 import threading
 import time
-from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any
 
 from aiohttp import web
 
 from streams.errors import ConfigError
-from streams.simulator.behaviours import ErrorKind, Failure, Reply, limit_output, outcome_for
-from streams.simulator.config import Behaviour, SimulatorConfig, parse_script
+from streams.simulator.behaviours import (
+    Ask,
+    ErrorKind,
+    Failure,
+    Reply,
+    limit_output,
+    outage_failure,
+    outcome_for,
+)
+from streams.simulator.config import SimulatorConfig
+from streams.simulator.control import add_control_routes
 from streams.simulator.fixtures import load_fixtures
 from streams.simulator.scripting import choose_behaviour
+from streams.simulator.state import (
+    MODELS_ENDPOINT,
+    STATE,
+    RequestRecord,
+    SimulatorState,
+)
 from streams.simulator.wire import AnthropicDialect, Dialect, OpenAIDialect, Rejected, SimRequest
 
 __all__ = ["RequestRecord", "RunningSimulator", "SimulatorThread", "build_app", "serve"]
@@ -51,90 +71,6 @@ __all__ = ["RequestRecord", "RunningSimulator", "SimulatorThread", "build_app", 
 SHUTDOWN_TIMEOUT_S = 2.0
 #: Documents and few-shot prompts can be large; aiohttp's default cap is 1 MiB.
 MAX_BODY_BYTES = 32 * 1024 * 1024
-
-
-@dataclass
-class RequestRecord:
-    """One request as the simulator saw it; ``GET /_sim/requests`` lists these.
-
-    ``status`` is ``None`` when the client went away before the answer.
-    ``behaviour`` is a :class:`Behaviour` value, or ``rejected:<why>`` for a
-    request refused before any behaviour ran (auth, concurrency, request, schema,
-    directive).
-    """
-
-    endpoint: str
-    received_at: float
-    key: str | None = None
-    attempt: int | None = None
-    behaviour: str | None = None
-    status: int | None = None
-    model_requested: str | None = None
-    model_reported: str | None = None
-    strict_response_format: bool | None = None
-    schema_name: str | None = None
-    tool_name: str | None = None
-    document_block: bool | None = None
-    fixture: bool | None = None
-    max_tokens: int | None = None
-    finish: str | None = None
-    message_count: int | None = None
-    messages: list[Any] = field(default_factory=list)
-    system: Any = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-class SimulatorState:
-    """Everything that changes while the simulator runs. Lives on one event loop."""
-
-    def __init__(self, config: SimulatorConfig, fixtures: Mapping[str, Mapping[str, Any]]) -> None:
-        self.config = config
-        self.fixtures = fixtures
-        self.rules: dict[str, tuple[Behaviour, ...]] = parse_script(config.script)
-        self.attempts: Counter[str] = Counter()
-        self.records: deque[RequestRecord] = deque(maxlen=config.record_limit)
-        self.by_behaviour: Counter[str] = Counter()
-        self.by_status: Counter[str] = Counter()
-        self.by_endpoint: Counter[str] = Counter()
-        self.in_flight = 0
-        self.closing = asyncio.Event()
-
-    def next_attempt(self, key: str) -> int:
-        self.attempts[key] += 1
-        return self.attempts[key]
-
-    def record(self, record: RequestRecord) -> None:
-        self.records.append(record)
-        self.by_behaviour[record.behaviour or "none"] += 1
-        self.by_status[str(record.status) if record.status is not None else "disconnected"] += 1
-        self.by_endpoint[record.endpoint] += 1
-
-    def reset(self) -> None:
-        self.attempts.clear()
-        self.records.clear()
-        self.by_behaviour.clear()
-        self.by_status.clear()
-        self.by_endpoint.clear()
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            "total": sum(self.by_endpoint.values()),
-            "by_behaviour": dict(self.by_behaviour),
-            "by_status": dict(self.by_status),
-            "by_endpoint": dict(self.by_endpoint),
-            "in_flight": self.in_flight,
-        }
-
-    async def pause(self, seconds: float) -> None:
-        """Sleep, but wake at once when the server shuts down."""
-        if seconds > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.closing.wait(), seconds)
-
-
-STATE = web.AppKey("simulator_state", SimulatorState)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -150,15 +86,14 @@ def build_app(config: SimulatorConfig) -> web.Application:
 
     app.on_shutdown.append(wake_sleepers)
     openai = OpenAIDialect(config.strict_unsupported_keywords)
+    anthropic = AnthropicDialect()
     app.router.add_post("/v1/chat/completions", _completion_handler(openai))
-    app.router.add_post("/v1/messages", _completion_handler(AnthropicDialect()))
+    app.router.add_post("/v1/messages", _completion_handler(anthropic))
+    app.router.add_get("/v1/models", _models_handler(openai, anthropic))
+    # ``.+``: some gateways name models with a slash, e.g. "openai/gpt-4o".
+    app.router.add_get("/v1/models/{model:.+}", _models_handler(openai, anthropic))
     app.router.add_get("/healthz", _healthz)
-    app.router.add_get("/_sim/requests", _get_requests)
-    app.router.add_delete("/_sim/requests", _reset_requests)
-    app.router.add_get("/_sim/stats", _get_stats)
-    app.router.add_get("/_sim/script", _get_script)
-    app.router.add_post("/_sim/script", _post_script)
-    app.router.add_delete("/_sim/script", _delete_script)
+    add_control_routes(app)
     return app
 
 
@@ -167,6 +102,13 @@ def _completion_handler(dialect: Dialect) -> Handler:
         state = request.app[STATE]
         record = RequestRecord(endpoint=dialect.endpoint, received_at=time.time())
         try:
+            outage = state.active_outage()
+            if outage is not None:
+                # Parsed only to say in the record which document met the outage.
+                with contextlib.suppress(Rejected):
+                    _describe(record, await _parse(request, dialect), state)
+                failure = outage_failure(outage.status, record.model_requested)
+                return _fail(dialect, record, failure, "outage")
             limit = state.config.max_concurrency
             if limit is not None and state.in_flight >= limit:
                 failure = Failure(
@@ -188,26 +130,29 @@ def _completion_handler(dialect: Dialect) -> Handler:
     return handle
 
 
+async def _parse(request: web.Request, dialect: Dialect) -> SimRequest:
+    try:
+        body = json.loads(await request.read())
+    except ValueError:
+        failure = Failure(400, ErrorKind.INVALID_REQUEST, "The request body is not valid JSON.")
+        raise Rejected(failure, "rejected:request") from None
+    return dialect.parse(body)
+
+
+_BAD_KEY = Failure(
+    401, ErrorKind.AUTHENTICATION, "Incorrect API key provided.", code="invalid_api_key"
+)
+
+
 async def _complete(
     request: web.Request, dialect: Dialect, state: SimulatorState, record: RequestRecord
 ) -> web.Response:
     config = state.config
     if config.api_key is not None and not dialect.authorised(request.headers, config.api_key):
-        failure = Failure(
-            401, ErrorKind.AUTHENTICATION, "Incorrect API key provided.", code="invalid_api_key"
-        )
-        return _fail(dialect, record, failure, "rejected:auth")
+        return _fail(dialect, record, _BAD_KEY, "rejected:auth")
     try:
-        body = json.loads(await request.read())
-        sim = dialect.parse(body)
-    except ValueError:
-        failure = Failure(400, ErrorKind.INVALID_REQUEST, "The request body is not valid JSON.")
-        return _fail(dialect, record, failure, "rejected:request")
-    except Rejected as exc:
-        return _fail(dialect, record, exc.failure, exc.label)
-    _describe(record, sim, config)
-    record.fixture = sim.key in state.fixtures
-    try:
+        sim = await _parse(request, dialect)
+        _describe(record, sim, state)
         dialect.check(sim)
     except Rejected as exc:
         return _fail(dialect, record, exc.failure, exc.label)
@@ -226,13 +171,14 @@ async def _complete(
         failure = Failure(400, ErrorKind.INVALID_REQUEST, f"bad [[sim: ...]] directive: {exc}")
         return _fail(dialect, record, failure, "rejected:directive")
     record.behaviour = behaviour.value
-    outcome = outcome_for(behaviour, state.fixtures.get(sim.key), config)
+    ask = Ask(state.fixtures.get(sim.key), sim.model, sim.requested_tokens)
+    outcome = outcome_for(behaviour, ask, config)
     delay = config.latency_ms / 1000 + (outcome.delay_s if isinstance(outcome, Reply) else 0.0)
     await state.pause(delay)
     if isinstance(outcome, Failure):
         return _fail(dialect, record, outcome, behaviour.value)
     reply = limit_output(outcome, sim.max_tokens)
-    record.finish = "truncated" if reply.truncated else "complete"
+    record.finish = "empty" if reply.empty else "truncated" if reply.truncated else "complete"
     record.status = 200
     body = dialect.completion(
         sim,
@@ -243,10 +189,12 @@ async def _complete(
     return web.json_response(body, headers=_sim_headers(record))
 
 
-def _describe(record: RequestRecord, sim: SimRequest, config: SimulatorConfig) -> None:
+def _describe(record: RequestRecord, sim: SimRequest, state: SimulatorState) -> None:
+    state.models_asked.setdefault(sim.model, None)
     record.key = sim.key
+    record.fixture = sim.key in state.fixtures
     record.model_requested = sim.model
-    record.model_reported = sim.model + config.model_suffix
+    record.model_reported = sim.model + state.config.model_suffix
     record.strict_response_format = sim.strict
     record.schema_name = sim.schema_name
     record.tool_name = sim.tool_name
@@ -259,11 +207,16 @@ def _describe(record: RequestRecord, sim: SimRequest, config: SimulatorConfig) -
 
 def _fail(dialect: Dialect, record: RequestRecord, failure: Failure, label: str) -> web.Response:
     record.behaviour = label
-    record.status = failure.status
+    record.status = status = dialect.status(failure)
     headers = _sim_headers(record)
     if failure.retry_after_s is not None:
         headers["Retry-After"] = str(failure.retry_after_s)
-    return web.json_response(dialect.error(failure), status=failure.status, headers=headers)
+    if failure.html is not None:
+        # A proxy's page, not the API's answer: the same for every dialect.
+        return web.Response(
+            body=failure.html.encode(), status=status, content_type="text/html", headers=headers
+        )
+    return web.json_response(dialect.error(failure), status=status, headers=headers)
 
 
 def _sim_headers(record: RequestRecord) -> dict[str, str]:
@@ -275,50 +228,46 @@ def _sim_headers(record: RequestRecord) -> dict[str, str]:
     return headers
 
 
+def _models_handler(openai: OpenAIDialect, anthropic: AnthropicDialect) -> Handler:
+    """``GET /v1/models`` and ``/v1/models/{model}``: one route for both kinds of client."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        state = request.app[STATE]
+        model = request.match_info.get("model")
+        record = RequestRecord(
+            endpoint=MODELS_ENDPOINT, received_at=time.time(), model_requested=model
+        )
+        anthropic_client = "anthropic-version" in request.headers or "x-api-key" in request.headers
+        dialect: Dialect = anthropic if anthropic_client else openai
+        try:
+            outage = state.active_outage()
+            if outage is not None:
+                return _fail(dialect, record, outage_failure(outage.status, model), "outage")
+            key = state.config.api_key
+            if key is not None and not (
+                openai.authorised(request.headers, key)
+                or anthropic.authorised(request.headers, key)
+            ):
+                return _fail(dialect, record, _BAD_KEY, "rejected:auth")
+            record.behaviour, record.status = MODELS_ENDPOINT, 200
+            body = (
+                _model_object(model)
+                if model is not None
+                else {"object": "list", "data": [_model_object(m) for m in state.listed_models()]}
+            )
+            return web.json_response(body, headers=_sim_headers(record))
+        finally:
+            state.record(record)
+
+    return handle
+
+
+def _model_object(model: str) -> dict[str, object]:
+    return {"id": model, "object": "model", "created": 0, "owned_by": "simulator"}
+
+
 async def _healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "fixtures": len(request.app[STATE].fixtures)})
-
-
-async def _get_requests(request: web.Request) -> web.Response:
-    key = request.query.get("key")
-    records = [r.as_dict() for r in request.app[STATE].records if key is None or r.key == key]
-    return web.json_response({"requests": records})
-
-
-async def _reset_requests(request: web.Request) -> web.Response:
-    request.app[STATE].reset()
-    return web.json_response({"reset": True})
-
-
-async def _get_stats(request: web.Request) -> web.Response:
-    return web.json_response(request.app[STATE].stats())
-
-
-def _script_body(state: SimulatorState) -> dict[str, Any]:
-    return {"rules": {key: [b.value for b in rule] for key, rule in state.rules.items()}}
-
-
-async def _get_script(request: web.Request) -> web.Response:
-    return web.json_response(_script_body(request.app[STATE]))
-
-
-async def _post_script(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    try:
-        body = json.loads(await request.read())
-        if not isinstance(body, dict) or "rules" not in body:
-            raise ConfigError('the body must be {"rules": {"<doc sha256>": ["behaviour", ...]}}')
-        rules = parse_script(body["rules"])
-    except (ValueError, ConfigError) as exc:
-        return web.json_response({"error": {"message": str(exc)}}, status=400)
-    state.rules.update(rules)
-    return web.json_response(_script_body(state))
-
-
-async def _delete_script(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    state.rules.clear()
-    return web.json_response(_script_body(state))
 
 
 class RunningSimulator:

@@ -2,7 +2,7 @@
 
 A dialect parses a request body into a format-neutral :class:`SimRequest`,
 checks what the real API would refuse, and renders a :class:`Reply` or a
-:class:`Failure` back into its own JSON shape. The server never branches on the
+:class:`Failure` back into its own JSON shape and status. The server never branches on the
 endpoint; it calls the dialect it was routed to.
 
 The document is the text of the first user message between the first
@@ -46,6 +46,16 @@ class SimRequest:
     schema: Any
     tool_name: str | None
 
+    @property
+    def prompt_tokens(self) -> int:
+        """The prompt's size by :func:`estimate_tokens`' rule, four characters a token."""
+        return -(-self.prompt_chars // 4)
+
+    @property
+    def requested_tokens(self) -> int:
+        """Prompt plus output budget: what OpenAI's tokens-per-minute limiter charges."""
+        return self.prompt_tokens + (self.max_tokens or 0)
+
 
 # Not a StreamsError: a simulated HTTP reply, never raised outside the simulator.
 class Rejected(Exception):
@@ -71,6 +81,8 @@ class Dialect(Protocol):
     def completion(
         self, request: SimRequest, reply: Reply, *, model: str, response_id: str
     ) -> dict[str, Any]: ...
+
+    def status(self, failure: Failure) -> int: ...
 
     def error(self, failure: Failure) -> dict[str, Any]: ...
 
@@ -155,10 +167,6 @@ def _output_tokens(request: SimRequest, reply: Reply) -> int:
     return estimate_tokens(reply.text)
 
 
-def _prompt_tokens(request: SimRequest) -> int:
-    return -(-request.prompt_chars // 4)
-
-
 class OpenAIDialect:
     """``POST /v1/chat/completions``, including strict ``json_schema`` checking."""
 
@@ -167,7 +175,10 @@ class OpenAIDialect:
     _ERROR_TYPES: Mapping[ErrorKind, tuple[str, str | None]] = {
         ErrorKind.INVALID_REQUEST: ("invalid_request_error", None),
         ErrorKind.AUTHENTICATION: ("invalid_request_error", "invalid_api_key"),
+        ErrorKind.PERMISSION: ("invalid_request_error", None),
+        ErrorKind.NOT_FOUND: ("invalid_request_error", "model_not_found"),
         ErrorKind.RATE_LIMIT: ("requests", "rate_limit_exceeded"),
+        ErrorKind.REQUEST_TOO_LARGE: ("tokens", "rate_limit_exceeded"),
         ErrorKind.SERVER: ("server_error", None),
     }
 
@@ -240,20 +251,19 @@ class OpenAIDialect:
     def completion(
         self, request: SimRequest, reply: Reply, *, model: str, response_id: str
     ) -> dict[str, Any]:
-        prompt, output = _prompt_tokens(request), _output_tokens(request, reply)
+        prompt, output = request.prompt_tokens, _output_tokens(request, reply)
+        choice = {
+            "index": 0,
+            "message": {"role": "assistant", "content": reply.text, "refusal": None},
+            "logprobs": None,
+            "finish_reason": "length" if reply.truncated else "stop",
+        }
         return {
             "id": f"chatcmpl-sim-{response_id}",
             "object": "chat.completion",
             "created": 0,
             "model": model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": reply.text, "refusal": None},
-                    "logprobs": None,
-                    "finish_reason": "length" if reply.truncated else "stop",
-                }
-            ],
+            "choices": [] if reply.empty else [choice],
             "usage": {
                 "prompt_tokens": prompt,
                 "completion_tokens": output,
@@ -261,6 +271,9 @@ class OpenAIDialect:
             },
             "system_fingerprint": "fp_simulator",
         }
+
+    def status(self, failure: Failure) -> int:
+        return failure.status
 
     def error(self, failure: Failure) -> dict[str, Any]:
         kind, code = self._ERROR_TYPES[failure.kind]
@@ -282,8 +295,15 @@ class AnthropicDialect:
     _ERROR_TYPES: Mapping[ErrorKind, str] = {
         ErrorKind.INVALID_REQUEST: "invalid_request_error",
         ErrorKind.AUTHENTICATION: "authentication_error",
+        ErrorKind.PERMISSION: "permission_error",
+        ErrorKind.NOT_FOUND: "not_found_error",
         ErrorKind.RATE_LIMIT: "rate_limit_error",
+        ErrorKind.REQUEST_TOO_LARGE: "request_too_large",
         ErrorKind.SERVER: "api_error",
+    }
+    #: Where Anthropic's status and wording differ from OpenAI's for the same kind.
+    _OVERRIDES: Mapping[ErrorKind, tuple[int, str]] = {
+        ErrorKind.REQUEST_TOO_LARGE: (413, "Request exceeds the maximum allowed number of bytes."),
     }
 
     def authorised(self, headers: Mapping[str, str], api_key: str) -> bool:
@@ -342,7 +362,9 @@ class AnthropicDialect:
         self, request: SimRequest, reply: Reply, *, model: str, response_id: str
     ) -> dict[str, Any]:
         content: list[dict[str, Any]]
-        if request.tool_name is not None and reply.payload is not None:
+        if reply.empty:
+            content, stop = [], "end_turn"
+        elif request.tool_name is not None and reply.payload is not None:
             content = [
                 {
                     "type": "tool_use",
@@ -365,13 +387,19 @@ class AnthropicDialect:
             "stop_reason": "max_tokens" if reply.truncated else stop,
             "stop_sequence": None,
             "usage": {
-                "input_tokens": _prompt_tokens(request),
+                "input_tokens": request.prompt_tokens,
                 "output_tokens": _output_tokens(request, reply),
             },
         }
 
+    def status(self, failure: Failure) -> int:
+        override = self._OVERRIDES.get(failure.kind)
+        return override[0] if override is not None else failure.status
+
     def error(self, failure: Failure) -> dict[str, Any]:
+        override = self._OVERRIDES.get(failure.kind)
+        message = override[1] if override is not None else failure.message
         return {
             "type": "error",
-            "error": {"type": self._ERROR_TYPES[failure.kind], "message": failure.message},
+            "error": {"type": self._ERROR_TYPES[failure.kind], "message": message},
         }
