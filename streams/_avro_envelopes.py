@@ -10,6 +10,12 @@ fields. All three kinds share one shape; which optional parts are set differs:
 * ``dlq``: ``document`` when the input decoded, else ``raw_value_b64``; ``provider_status``
   when the provider refused the request.
 
+Every kind embeds at most ``worker.max_embedded_input_bytes`` of the input and of
+the last output; ``truncated`` says when it cut, and ``source`` plus
+``input_sha256`` are the reference that fetches the original (``streams redrive``
+re-reads it by offset). ``headers`` keeps the input's headers (a null value stays
+null) and ``provider_statuses`` the status of every provider request.
+
 :func:`envelope_datum` turns a parsed JSON envelope into the datum these schemas
 write (absent optional parts become null, ``document.source`` becomes a JSON string).
 """
@@ -49,12 +55,30 @@ ENVELOPE_KINDS: Final[Mapping[str, tuple[str, str]]] = {
     ),
 }
 
-_OPTIONAL_PARTS: Final = ("budget", "provider_status", "document", "raw_value_b64")
+_OPTIONAL_PARTS: Final = (
+    "budget",
+    "provider_status",
+    "document",
+    "raw_value_b64",
+    "input_sha256",
+    "input_bytes",
+)
+
+#: Fields added after the first envelopes were written, with the value older ones imply.
+_ADDED_DEFAULTS: Final[Mapping[str, Any]] = {
+    "provider_statuses": [],
+    "headers": [],
+    "truncated": False,
+}
 
 
-def _field(name: str, type_: Any, doc: str, *, optional: bool = False) -> dict[str, Any]:
+def _field(
+    name: str, type_: Any, doc: str, *, optional: bool = False, default: Any = ...
+) -> dict[str, Any]:
     if optional:
         return {"name": name, "type": ["null", type_], "default": None, "doc": doc}
+    if default is not ...:
+        return {"name": name, "type": type_, "default": default, "doc": doc}
     return {"name": name, "type": type_, "doc": doc}
 
 
@@ -132,6 +156,17 @@ _DOCUMENT = _record(
     ],
 )
 
+_HEADER = _record(
+    "Header",
+    "One header of the input record, as consumed.",
+    [
+        _field("key", "string", "Header key (not UTF-8 bytes are backslash-escaped)."),
+        _field(
+            "value_b64", "string", "Header value, base64; null when it had none.", optional=True
+        ),
+    ],
+)
+
 _FIELDS: Final = [
     _field("envelope", "string", "Envelope kind: the route, invalid, over-budget or dlq."),
     _field("envelope_version", "int", "Version of the envelope shape."),
@@ -162,6 +197,32 @@ _FIELDS: Final = [
         "The raw input bytes, base64, when it did not decode.",
         optional=True,
     ),
+    _field(
+        "provider_statuses",
+        {"type": "array", "items": "string"},
+        "Status of every provider request for the record, in order (e.g. 500, transport).",
+        default=[],
+    ),
+    _field(
+        "headers",
+        {"type": "array", "items": _HEADER},
+        "The input record's headers, kept for lineage and redrive.",
+        default=[],
+    ),
+    _field(
+        "input_sha256",
+        "string",
+        "SHA-256 of the input (normalised text if decoded).",
+        optional=True,
+    ),
+    _field("input_bytes", "long", "Size of the input value in bytes.", optional=True),
+    _field(
+        "truncated",
+        "boolean",
+        "True when the embedded input or output was cut to the size limit; the original is "
+        "at source.topic/partition/offset.",
+        default=False,
+    ),
 ]
 
 
@@ -184,6 +245,8 @@ def envelope_datum(envelope: Mapping[str, Any]) -> dict[str, Any]:
     datum = copy.deepcopy(dict(envelope))
     for part in _OPTIONAL_PARTS:
         datum.setdefault(part, None)
+    for part, default in _ADDED_DEFAULTS.items():
+        datum.setdefault(part, copy.deepcopy(default))
     document = datum["document"]
     if document is not None and not isinstance(document.get("source"), str):
         document["source"] = json.dumps(

@@ -11,6 +11,7 @@ import contracts
 from streams.encode import AvroWireEncoder
 from streams.errors import ConfigError
 from streams.extract import Extractor
+from streams.guard import ProviderGuard
 from streams.metrics import Metrics
 from streams.pipeline import Pipeline
 from streams.providers import build_provider
@@ -70,7 +71,7 @@ def build_pipeline(
                 window_s=budgets.spend_window_s,
                 claim_usd=budgets.spend_claim_usd,
             ),
-            worker_id=settings.worker.worker_id,
+            worker_id=settings.worker.instance_id,
         )
     price = settings.pricing.get(provider.model)
     if spend is not None and price is None:
@@ -78,14 +79,23 @@ def build_pipeline(
             f"a spend cap is set but model {provider.model!r} has no [pricing] entry; "
             "add its prices so spend can be measured"
         )
+    worker = settings.worker
+    guard = ProviderGuard(
+        cool_off_s=worker.pause_backoff_s,
+        window_s=worker.breaker_window_s,
+        failure_ratio=worker.breaker_failure_ratio,
+        min_records=worker.breaker_min_records,
+        probe=getattr(provider, "probe", None),
+    )
     extractor = Extractor(
         contract,
         provider,
         budgets,
         price=price,
-        cache=cache if settings.worker.cache else None,
+        cache=cache if worker.cache else None,
         spend=spend,
         temperature=settings.llm.temperature,
+        guard=guard,
     )
     client = registry or registry_client(settings)
     encoder = AvroWireEncoder(
@@ -100,7 +110,14 @@ def build_pipeline(
         if registry is None and not _is_mock(client):
             client.close()  # the schema id is cached; no further registry calls
     try:
-        return Pipeline(cfg, contract, extractor, encoder)
+        return Pipeline(
+            cfg,
+            contract,
+            extractor,
+            encoder,
+            max_embedded_bytes=worker.max_embedded_input_bytes,
+            max_header_bytes=worker.max_header_bytes,
+        )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 

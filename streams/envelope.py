@@ -34,7 +34,8 @@ class RawRecord:
     offset: int
     key: bytes | None
     value: bytes | None
-    headers: tuple[tuple[str, bytes], ...] = ()
+    headers: tuple[tuple[str, bytes | None], ...] = ()
+    """As consumed; a header value may be null (Kafka allows it)."""
     timestamp_ms: int | None = None
 
     @property

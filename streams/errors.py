@@ -2,33 +2,48 @@
 
 Every stage raises a subclass of :class:`StreamsError`. The worker never
 inspects error messages: it looks the error's type up in :data:`ROUTES` and
-sends the record to that outcome. ``tests/test_errors.py`` asserts that every
-concrete class below has a route, so nothing can be swallowed.
+sends the record to that outcome. ``tests/unit/test_errors.py`` asserts that
+every concrete class below is either routed or handled inside the pipeline
+(:data:`INTERNAL`), so nothing can be swallowed.
 
     StreamsError
     ├── ConfigError                      bad settings; raised at start-up, never per record
     ├── InputError                       -> dlq
-    │   ├── UndecodableInput             not UTF-8, empty, or a malformed JSON envelope
-    │   └── EnvelopeError                a JSON envelope missing/typing its fields wrongly
+    │   ├── UndecodableInput             not UTF-8, empty, a tombstone, a malformed envelope
+    │   ├── EnvelopeError                a JSON envelope missing/typing its fields wrongly
+    │   └── PoisonRecord                 a legal but unusable Kafka record (headers too large)
     ├── BudgetExceeded                   -> over-budget
     │   ├── RecordBudgetExceeded         estimated tokens over the per-record cap (no call made)
     │   ├── RetryTokensExhausted         cumulative tokens across attempts over the cap
     │   └── SpendCapExceeded             the pipeline's or tenant's spend cap for the window
     ├── ProviderError
-    │   ├── ProviderRejected             400/401/403/404/422: cannot succeed -> dlq
+    │   ├── ProviderRejected             400/409/413/422...: a retry cannot fix it -> dlq
+    │   │   └── ProviderRequestTooLarge  "request too large" (a 429 or 413) -> over-budget
+    │   ├── ProviderDeploymentFault      401/403/404: the deployment's fault -> hold and probe
     │   ├── ProviderTransient            429, 5xx, timeouts, connection errors (retried)
-    │   └── ProviderUnavailable          transient errors outlasted the retry budget -> pause
+    │   └── ProviderTransientExhausted   one record kept failing while others succeeded -> dlq
     ├── OutputError                      the model answered, but not usefully (re-asked)
     │   ├── TruncatedOutput              finish_reason=length: never valid
     │   ├── MalformedOutput              no JSON object could be recovered
     │   └── ContractViolation            JSON that fails the contract (field errors attached)
     │       └── AttemptsExhausted        last violation after the final attempt -> invalid
     ├── EncodingError                    the valid record could not be encoded -> dlq
-    └── StateStoreError                  Kafka-backed state (cache, spend log) failed; logged
+    │   └── OutputTooLarge               the record is over the output topic's size limit -> dlq
+    └── StateStoreError                  Kafka-backed state (cache, spend log) failed -> hold
 
-``ProviderUnavailable`` does not route a record anywhere: the worker keeps the
-record uncommitted and retries it later, because a provider outage is not the
-record's fault and must not fill a dead-letter topic.
+Two kinds of fault never route a record anywhere, because they are not the
+record's fault and must not fill a dead-letter topic:
+
+* a provider *outage* (many records failing at once, :class:`ProviderTransient`):
+  the circuit breaker in :mod:`streams.guard` opens, fetching pauses, and no
+  record spends its retry budget or ages while it is open;
+* a *deployment* fault (a revoked key, a missing model, a missing ACL:
+  :class:`ProviderDeploymentFault`, :class:`StateStoreError`): the pipeline is
+  held, a probe that spends no budget checks with backoff, and the records
+  resume when it clears.
+
+Producer errors are classified in :mod:`streams.kafka.produce`, transport
+errors in :mod:`streams.providers._http`.
 """
 
 from __future__ import annotations
@@ -40,13 +55,12 @@ from typing import Any
 
 
 class Route(enum.StrEnum):
-    """Where a record ends. The four output topics, plus "retry later"."""
+    """Where a record ends: one of the four output topics."""
 
     VALID = "valid"
     INVALID = "invalid"
     OVER_BUDGET = "over-budget"
     DLQ = "dlq"
-    PAUSE = "pause"
 
 
 @dataclass(frozen=True)
@@ -90,6 +104,10 @@ class EnvelopeError(InputError):
     """A JSON envelope whose fields are missing or of the wrong type."""
 
 
+class PoisonRecord(InputError):
+    """A record Kafka accepts but the pipeline cannot carry (e.g. headers over the bound)."""
+
+
 class BudgetExceeded(StreamsError):
     """A token or spend budget was tripped. ``budget`` names which one."""
 
@@ -121,7 +139,33 @@ class ProviderError(StreamsError):
 
 
 class ProviderRejected(ProviderError):
-    """The provider refused the request in a way a retry cannot fix (400/401/403/404/422)."""
+    """The provider refused the request in a way a retry cannot fix (400/413/422, ...)."""
+
+
+class ProviderRequestTooLarge(ProviderRejected):
+    """The request itself is over the account's limits (a 429 or 413 saying so).
+
+    Retrying the same request cannot succeed, so it is never retried; it is a
+    budget outcome, not a dead letter. ``limit``/``requested`` are the token
+    figures the provider quoted, when it quoted any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        limit: int | None = None,
+        requested: int | None = None,
+        **ctx: Any,
+    ) -> None:
+        super().__init__(message, status=status, limit=limit, requested=requested, **ctx)
+        self.limit = limit
+        self.requested = requested
+
+
+class ProviderDeploymentFault(ProviderError):
+    """401/403/404: a revoked key, a missing model or permission. Hold, never dead-letter."""
 
 
 class ProviderTransient(ProviderError):
@@ -139,8 +183,8 @@ class ProviderTransient(ProviderError):
         self.retry_after = retry_after
 
 
-class ProviderUnavailable(ProviderError):
-    """Transient failures outlasted the record's retries: pause, don't dead-letter."""
+class ProviderTransientExhausted(ProviderError):
+    """This record kept failing transiently while other records succeeded: its own fault."""
 
 
 class OutputError(StreamsError):
@@ -182,8 +226,12 @@ class EncodingError(StreamsError):
     """A validated record could not be encoded to Avro or registered."""
 
 
+class OutputTooLarge(EncodingError):
+    """The outcome is larger than the output topic accepts, even with its input truncated."""
+
+
 class StateStoreError(StreamsError):
-    """Kafka-backed state failed. The cache treats it as a miss; never routes a record."""
+    """Kafka-backed state failed. A cache read is a miss; a spend claim holds the pipeline."""
 
 
 #: The one routing table. Looked up along the MRO, most specific class first.
@@ -191,23 +239,29 @@ ROUTES: Mapping[type[StreamsError], Route] = {
     InputError: Route.DLQ,
     UndecodableInput: Route.DLQ,
     EnvelopeError: Route.DLQ,
+    PoisonRecord: Route.DLQ,
     BudgetExceeded: Route.OVER_BUDGET,
     RecordBudgetExceeded: Route.OVER_BUDGET,
     RetryTokensExhausted: Route.OVER_BUDGET,
     SpendCapExceeded: Route.OVER_BUDGET,
     ProviderRejected: Route.DLQ,
-    ProviderUnavailable: Route.PAUSE,
+    ProviderRequestTooLarge: Route.OVER_BUDGET,
+    ProviderTransientExhausted: Route.DLQ,
     AttemptsExhausted: Route.INVALID,
     EncodingError: Route.DLQ,
+    OutputTooLarge: Route.DLQ,
 }
 
-#: Errors that are handled inside the pipeline and must never reach the router.
+#: Errors that are handled inside the pipeline and must never reach the router:
+#: transient and deployment faults wait in :mod:`streams.guard`, output errors are
+#: re-asked, config errors stop start-up.
 INTERNAL: frozenset[type[StreamsError]] = frozenset(
     {
         ConfigError,
         StateStoreError,
         ProviderError,
         ProviderTransient,
+        ProviderDeploymentFault,
         OutputError,
         TruncatedOutput,
         MalformedOutput,

@@ -5,8 +5,15 @@
 * attempts: at most ``max_attempts`` model answers (first call plus re-asks);
 * tokens: the cumulative input+output tokens across attempts stay under
   ``max_total_tokens`` (checked with the offline estimate *before* each call);
-* transient provider errors are retried inside an attempt, with full-jitter
-  exponential backoff that honours ``Retry-After``, and do not use up attempts.
+* transient provider errors are retried with full-jitter exponential backoff
+  that honours ``Retry-After``, and do not use up attempts. Whose fault each
+  failure is decides the :class:`~streams.guard.ProviderGuard`: a record that
+  keeps failing while others succeed gets ``transient_retries`` of them, or
+  ``max_record_seconds`` of age, and then goes to the DLQ
+  (:class:`~streams.errors.ProviderTransientExhausted`); during an outage it
+  waits without spending either;
+* a "request too large" answer is never retried (over-budget), and a
+  deployment fault (401/403/404) holds the pipeline until a probe clears it.
 
 Messages are immutable tuples, and every re-ask builds a new tuple, so the
 prompt that keyed a cache entry is never modified afterwards.
@@ -36,15 +43,18 @@ from streams.errors import (
     FieldError,
     MalformedOutput,
     OutputError,
+    ProviderDeploymentFault,
     ProviderRejected,
+    ProviderRequestTooLarge,
     ProviderTransient,
-    ProviderUnavailable,
+    ProviderTransientExhausted,
     RetryTokensExhausted,
     SpendCapExceeded,
     StateStoreError,
     TruncatedOutput,
 )
 from streams.grounding import Grounding, check_required, ground
+from streams.guard import ProviderGuard, RecordClock
 from streams.protocols import ResultCache, SpendGuard
 from streams.providers.base import ChatMessage, Completion, CompletionRequest, Provider
 from streams.repair import repair
@@ -107,7 +117,11 @@ class Extraction:
 
 @dataclass
 class _Ledger:
+    clock: RecordClock
+    record: object  # identity of this record for the guard's window
     attempts: list[Attempt] = field(default_factory=list)
+    failure_times: list[float] = field(default_factory=list)  # failures that were its fault
+    held_at: int | None = None  # guard.successes at this record's last deployment fault
     input_tokens: int = 0
     output_tokens: int = 0
     latency_ms: float = 0.0
@@ -155,6 +169,8 @@ class Extractor:
         temperature: float = 0.0,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
+        guard: ProviderGuard | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.contract = contract
         self.provider = provider
@@ -172,6 +188,11 @@ class Extractor:
         self.temperature = temperature
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self._clock = clock
+        #: Shared by every record of the pipeline; the worker reads its state.
+        self.guard = guard or ProviderGuard(
+            probe=getattr(provider, "probe", None), clock=clock, sleep=sleep
+        )
 
     def cache_key(self, document: Document) -> str:
         return cache_key(
@@ -217,7 +238,7 @@ class Extractor:
                 if cached is not None:
                     return cached
         scopes = ("pipeline",) + ((f"tenant:{document.tenant}",) if document.tenant else ())
-        ledger = _Ledger()
+        ledger = _Ledger(clock=RecordClock(self._clock), record=object())
         last_error: OutputError | None = None
         for number in range(1, self.budgets.max_attempts + 1):
             if number > 1:
@@ -286,7 +307,7 @@ class Extractor:
         worst = self.cost(self.estimate(messages), self.budgets.max_output_tokens)
         reservation = None
         if self.spend is not None:
-            reservation = await self.spend.reserve(scopes, worst)
+            reservation = await self._reserve(scopes, worst, ledger)
             if reservation.denied is not None:
                 raise SpendCapExceeded(
                     f"spend cap for {reservation.denied} reached in this window; no call made",
@@ -296,7 +317,7 @@ class Extractor:
                     **self._history(ledger, last_error),
                 )
         try:
-            completion, retries = await self._call(messages, ledger.statuses)
+            completion, retries = await self._call(messages, ledger, last_error)
         except BaseException:
             if self.spend is not None and reservation is not None:
                 self.spend.settle(reservation, 0.0)
@@ -306,6 +327,23 @@ class Extractor:
                 reservation, self.cost(completion.input_tokens, completion.output_tokens)
             )
         return completion, retries
+
+    async def _reserve(self, scopes: tuple[str, ...], worst: float, ledger: _Ledger) -> Any:
+        """Claim spend; a spend-log failure holds the pipeline and retries, never routes."""
+        assert self.spend is not None
+        delay = self.budgets.backoff_base_s
+        while True:
+            try:
+                reservation = await self.spend.reserve(scopes, worst)
+            except StateStoreError as exc:
+                self.guard.state_failed(f"spend log unavailable: {exc}")
+                started = self._clock()
+                await self._sleep(self._rng.uniform(delay / 2, delay))
+                ledger.clock.pause(self._clock() - started)
+                delay = min(delay * 2, self.budgets.backoff_max_s)
+                continue
+            self.guard.state_ok()
+            return reservation
 
     async def _store(self, key: str, extraction: Extraction, text: str) -> None:
         if self.cache is None:
@@ -415,9 +453,14 @@ class Extractor:
         )
 
     async def _call(
-        self, messages: tuple[ChatMessage, ...], statuses: list[str]
+        self, messages: tuple[ChatMessage, ...], ledger: _Ledger, last_error: OutputError | None
     ) -> tuple[Completion, int]:
-        """One attempt: call, retrying transient errors. Appends each request's status."""
+        """One attempt: call, retrying transient errors. Appends each request's status.
+
+        Whose fault a transient failure is, the guard decides (see
+        :mod:`streams.guard`). Time spent waiting on an open breaker or a held
+        pipeline is left out of the record's age.
+        """
         request = CompletionRequest(
             messages=messages,
             schema_name=self.schema_name,
@@ -425,26 +468,50 @@ class Extractor:
             max_output_tokens=self.budgets.max_output_tokens,
             temperature=self.temperature,
         )
-        retries = 0
+        guard, statuses, retries = self.guard, ledger.statuses, 0
         while True:
+            ledger.clock.pause(await guard.admit())
+            successes_before = guard.successes
             started = time.perf_counter()
             try:
                 completion = await self.provider.complete(request)
+            except ProviderDeploymentFault as exc:
+                statuses.append(str(exc.status or "deployment"))
+                if ledger.held_at is not None and guard.successes > ledger.held_at:
+                    # Others succeeded since this record's last 401/403/404: not the
+                    # deployment after all, but this request. Rejected, never retried.
+                    raise ProviderRejected(
+                        exc.message, status=exc.status, **self._history(ledger, last_error)
+                    ) from exc
+                ledger.held_at = guard.successes
+                guard.hold(f"provider returned {exc.status}: {exc.message}")
+                continue  # admit() waits for the probe; the record's clock is stopped
+            except ProviderRequestTooLarge as exc:
+                statuses.append(str(exc.status or "too_large"))
+                raise ProviderRequestTooLarge(
+                    exc.message,
+                    status=exc.status,
+                    limit=exc.limit,
+                    requested=exc.requested,
+                    reason="provider_request_too_large",
+                    **self._history(ledger, last_error),
+                ) from exc
             except ProviderRejected as exc:
                 statuses.append(str(exc.status or "rejected"))
-                exc.context["statuses"] = tuple(statuses)
+                exc.context.update(self._history(ledger, last_error))
                 raise
             except ProviderTransient as exc:
                 statuses.append(str(exc.status or "transport"))
-                if retries >= self.budgets.transient_retries:
-                    raise ProviderUnavailable(
-                        f"provider still failing after {retries + 1} tries: {exc.message}",
-                        status=exc.status,
-                        statuses=tuple(statuses),
-                    ) from exc
-                await self._sleep(self._backoff(retries, exc.retry_after))
+                if guard.failure(ledger.record, successes_before):
+                    ledger.failure_times.append(self._clock())
                 retries += 1
+                if not guard.paused:  # when paused, admit() waits out the cool-off instead
+                    await self._sleep(self._backoff(min(retries - 1, 8), exc.retry_after))
+                # The verdict waits for the backoff: an outage trips the breaker meanwhile
+                # and forgives the failures that were its first signs.
+                self._give_up_if_exhausted(ledger, last_error, exc)
                 continue
+            guard.success(ledger.record)
             statuses.append("200")
             if completion.latency_s <= 0:
                 elapsed = time.perf_counter() - started
@@ -457,6 +524,31 @@ class Extractor:
                     latency_s=elapsed,
                 )
             return completion, retries
+
+    def _give_up_if_exhausted(
+        self, ledger: _Ledger, last_error: OutputError | None, exc: ProviderTransient
+    ) -> None:
+        """DLQ a record whose own transient failures or age ran out (not an outage's)."""
+        if self.guard.paused:
+            return  # an outage or a hold began: no verdict now, the record waits unaged
+        failures = self.guard.counted(ledger.failure_times)
+        over_count = failures > self.budgets.transient_retries
+        age = ledger.clock.age()
+        over_age = age >= self.budgets.max_record_seconds
+        if not (over_count or over_age):
+            return
+        why = (
+            f"{failures} transient failures while other records succeeded"
+            if over_count
+            else f"still failing after {age:.0f}s (max_record_seconds)"
+        )
+        raise ProviderTransientExhausted(
+            f"provider kept failing for this record: {why}; last: {exc.message}",
+            status=exc.status,
+            reason="provider_transient_exhausted",
+            age_s=round(age, 3),
+            **self._history(ledger, last_error),
+        ) from exc
 
     def _backoff(self, retry: int, retry_after: float | None) -> float:
         ceiling = min(self.budgets.backoff_max_s, self.budgets.backoff_base_s * (2**retry))

@@ -21,6 +21,10 @@ grounding_coverage                 histogram  pipeline
 budget_remaining_usd               gauge      pipeline, scope
 budget_cap_usd                     gauge      pipeline, scope
 circuit_open                       gauge      pipeline, provider
+circuit_trips_total                counter    pipeline
+pipeline_held                      gauge      pipeline, kind (provider|state)
+outputs_too_large_total            counter    pipeline, route (the route it was meant for)
+produce_errors_total               counter    pipeline, fault (retriable|record|deployment)
 records_in_flight                  gauge      pipeline
 fetch_paused                       gauge      pipeline
 consumer_lag                       gauge      pipeline, partition
@@ -132,6 +136,31 @@ class Metrics:
             "streams_circuit_open",
             "1 while the provider circuit is open (fetching paused).",
             [*p, "provider"],
+            registry=r,
+        )
+        self.circuit_trips = Counter(
+            "streams_circuit_trips",
+            "Times the circuit breaker opened on provider-wide failures.",
+            p,
+            registry=r,
+        )
+        self.held = Gauge(
+            "streams_pipeline_held",
+            "1 while the pipeline is held on a deployment fault (revoked key, missing model "
+            "or ACL) or an unreachable state store; nothing is dead-lettered meanwhile.",
+            [*p, "kind"],
+            registry=r,
+        )
+        self.too_large = Counter(
+            "streams_outputs_too_large",
+            "Outcomes over the output size limit, sent to the DLQ as output_too_large.",
+            [*p, "route"],
+            registry=r,
+        )
+        self.produce_errors = Counter(
+            "streams_produce_errors",
+            "Produce failures by fault class (streams.kafka.produce).",
+            [*p, "fault"],
             registry=r,
         )
         self.in_flight = Gauge(

@@ -67,6 +67,25 @@ class KafkaSettings(_Group):
     """Consumer groups are named ``<group_prefix>.<pipeline>``."""
     client_id: str = "kafka-llm-streams"
     """Client id reported to the brokers (visible in broker logs and quotas)."""
+    session_timeout_ms: int = Field(45000, ge=1000)
+    """Consumer group session timeout: a member silent this long is dropped from the group."""
+    heartbeat_interval_ms: int = Field(3000, ge=100)
+    """Consumer heartbeat interval; keep it at most a third of ``session_timeout_ms``."""
+    rebalance_timeout_ms: int = Field(60000, ge=1000)
+    """How long the group waits for members to rejoin in a rebalance. A revoke drains for at
+    most ``worker.revoke_drain_fraction`` of it, so a draining worker is never dropped."""
+    max_request_size: int = Field(1048576, ge=1024)
+    """Largest produce request, in bytes. Start-up lowers the effective output limit to the
+    output topics' ``max.message.bytes`` when that is smaller."""
+
+    @model_validator(mode="after")
+    def _timeouts(self) -> KafkaSettings:
+        if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
+            raise ValueError(
+                "heartbeat_interval_ms must be at most a third of session_timeout_ms "
+                f"({self.heartbeat_interval_ms} vs {self.session_timeout_ms})"
+            )
+        return self
 
 
 class LLMSettings(_Group):
@@ -103,7 +122,12 @@ class BudgetSettings(_Group):
     max_total_tokens: int = Field(30000, ge=1)
     """Cumulative input+output tokens across all attempts of one record."""
     transient_retries: int = Field(4, ge=0)
-    """Retries of 429/5xx/timeouts within one attempt before pausing the partition."""
+    """Transient failures (429/5xx/timeouts) a record may have while other records succeed;
+    one more sends it to the DLQ as ``provider_transient_exhausted``. Failures during an
+    outage (the circuit breaker open) are not counted."""
+    max_record_seconds: float = Field(600.0, gt=0)
+    """A record still failing transiently after this long (paused time excluded) goes to
+    the DLQ as ``provider_transient_exhausted``, so one document cannot hold a slot forever."""
     backoff_base_s: float = Field(0.25, gt=0)
     """First backoff delay; doubles per retry, with full jitter."""
     backoff_max_s: float = Field(20.0, gt=0)
@@ -133,17 +157,49 @@ class WorkerSettings(_Group):
     commit_interval_s: float = Field(0.5, gt=0)
     """How often the committable offsets are committed."""
     pause_backoff_s: float = Field(5.0, gt=0)
-    """Wait before retrying a record after the provider was found unavailable."""
+    """How long the circuit breaker stays open once most records are failing (an outage)."""
+    breaker_window_s: float = Field(10.0, gt=0)
+    """Sliding window of request results the breaker judges an outage by."""
+    breaker_failure_ratio: float = Field(0.5, gt=0, le=1)
+    """The breaker opens when this share of the distinct records in the window is failing..."""
+    breaker_min_records: int = Field(3, ge=1)
+    """...and at least this many distinct records are, so one poison record cannot open it."""
     metrics_port: int | None = None
     """Serve Prometheus metrics on this port; off when unset."""
     metrics_host: str = "127.0.0.1"
     """Address for the metrics endpoint; ``0.0.0.0`` in a container Prometheus scrapes."""
     exactly_once: bool = False
-    """Put outputs and input offsets in one Kafka transaction (read_committed consumers)."""
-    worker_id: str | None = None
-    """Stable id of this worker; in exactly-once mode it names the transactional id."""
+    """Put outputs and input offsets in one Kafka transaction (read_committed consumers).
+    Needs ``instance_id``."""
+    instance_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    """Stable identity of this worker instance: a StatefulSet ordinal or pod name, or a host
+    name plus an index. It names the transactional id (so a restart fences its own zombie and
+    two replicas never fence each other) and the static group membership
+    (``group.instance.id``). Required with ``exactly_once``."""
+    shutdown_timeout_s: float = Field(20.0, gt=0, le=300)
+    """Bounds both the drain on SIGTERM and on a revoke: in-flight records still running
+    after it are cancelled, stay uncommitted and are redone by the next owner. Keep it under
+    the pod's termination grace (Kubernetes' default is 30 s) minus a few seconds to close."""
+    revoke_drain_fraction: float = Field(0.5, gt=0, lt=1)
+    """A revoke drains for at most this fraction of ``kafka.rebalance_timeout_ms``."""
+    max_embedded_input_bytes: int = Field(256 * 1024, ge=0)
+    """How much of the input (and of the last model output) an envelope embeds; beyond it
+    the envelope says ``truncated: true`` and redrive re-reads the original by offset."""
+    max_header_bytes: int = Field(64 * 1024, ge=0)
+    """Input records whose headers total more than this go to the DLQ (``headers_too_large``)."""
+    max_redrives: int = Field(3, ge=0)
+    """``streams redrive`` refuses a record that has been redriven this many times already."""
     cache: bool = True
     """Use the Kafka-backed result cache (topic ``<pipeline>.cache``)."""
+
+    @model_validator(mode="after")
+    def _exactly_once_needs_identity(self) -> WorkerSettings:
+        if self.exactly_once and not self.instance_id:
+            raise ValueError(
+                "exactly_once needs worker.instance_id, a stable name per replica "
+                "(StatefulSet pod name, or host name plus an index)"
+            )
+        return self
 
 
 class PipelineSettings(_Group):

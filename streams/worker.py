@@ -9,9 +9,15 @@ guarantees it adds on top of :class:`streams.pipeline.Pipeline`:
 * up to ``max_in_flight`` records are processed at once; records with the
   same key are processed in offset order (:class:`streams.offsets.KeyedChains`);
 * commits never pass the lowest unfinished offset of a partition;
-* fetching pauses when ``max_buffered`` records are unfinished (backpressure)
-  or while the provider's circuit is open, without leaving the group;
-* on a rebalance, revoked partitions are drained and committed first.
+* fetching pauses when ``max_buffered`` records are unfinished (backpressure),
+  while the provider's circuit is open or while the pipeline is held on a
+  deployment fault (:mod:`streams.guard`), without leaving the group;
+* every outcome fits its topic: one over the output size limit takes its
+  fallback route, and producer errors are classified once
+  (:mod:`streams.kafka.produce`), so a fatal one never loops;
+* every wait is bounded: a revoke drains for at most a fraction of the
+  rebalance timeout and SIGTERM for ``worker.shutdown_timeout_s``; work still
+  running then is cancelled, stays uncommitted and is redone by the next owner.
 """
 
 from __future__ import annotations
@@ -19,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,13 +36,16 @@ from aiokafka.errors import CommitFailedError, KafkaError, ProducerFenced
 
 from streams.envelope import RawRecord
 from streams.errors import Route
+from streams.guard import GuardState
+from streams.kafka.produce import ProduceFault, classify_produce_error, output_size_limit
+from streams.kafka.rescue import UNPARSEABLE_FETCH, read_at
 from streams.metrics import Metrics, field_label
 from streams.offsets import KeyedChains, OffsetTracker
 from streams.pipeline import Outcome, Pipeline
 from streams.settings import Settings
-from streams.state.admin import TopicSpec, ensure_topics, partition_count
+from streams.state.admin import TopicSpec, ensure_topics, max_message_bytes, partition_count
 
-__all__ = ["CircuitBreaker", "Worker", "WorkerStats"]
+__all__ = ["Worker", "WorkerStats"]
 
 log = logging.getLogger("streams.worker")
 
@@ -58,31 +66,13 @@ class WorkerStats:
 
     consumed: int = 0
     produced: dict[str, int] = field(default_factory=dict)
-    paused_retries: int = 0
     commits: int = 0
+    too_large: int = 0
+    cancelled: int = 0
 
     @property
     def total_out(self) -> int:
         return sum(self.produced.values())
-
-
-class CircuitBreaker:
-    """Opens when the provider is unavailable; calls wait while it is open."""
-
-    def __init__(self, cool_off_s: float) -> None:
-        self.cool_off_s = cool_off_s
-        self._open_until = 0.0
-
-    @property
-    def is_open(self) -> bool:
-        return time.monotonic() < self._open_until
-
-    def trip(self) -> None:
-        self._open_until = time.monotonic() + self.cool_off_s
-
-    async def wait_closed(self) -> None:
-        while (delay := self._open_until - time.monotonic()) > 0:
-            await asyncio.sleep(delay)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -90,7 +80,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.worker = worker
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self.worker.drain(set(revoked))
+        await self.worker.drain(set(revoked), timeout=self.worker.revoke_timeout_s)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         log.info("assigned %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))
@@ -107,17 +97,25 @@ class Worker:
         metrics: Metrics | None = None,
         on_outcome: OutcomeHook | None = None,
         resources: tuple[Resource, ...] = (),
-        drain_timeout_s: float = 60.0,
     ) -> None:
         self.settings = settings
         self.pipeline = pipeline
         self.metrics = metrics or Metrics()
         self.on_outcome = on_outcome
-        self.drain_timeout_s = drain_timeout_s
         self.resources = resources
-        self.exactly_once = settings.worker.exactly_once
-        self.worker_id = settings.worker.worker_id or f"{os.getpid()}"
-        self.group_id = f"{settings.kafka.group_prefix}.{pipeline.name}"
+        worker, kafka = settings.worker, settings.kafka
+        #: Bounds the SIGTERM drain; a revoke drains for at most a fraction of the
+        #: rebalance timeout, so a draining member is never dropped from the group.
+        self.shutdown_timeout_s = worker.shutdown_timeout_s
+        self.revoke_timeout_s = min(
+            worker.shutdown_timeout_s,
+            worker.revoke_drain_fraction * kafka.rebalance_timeout_ms / 1000,
+        )
+        self.exactly_once = worker.exactly_once
+        self.instance_id = worker.instance_id
+        self.group_id = f"{kafka.group_prefix}.{pipeline.name}"
+        self.guard = pipeline.extractor.guard
+        self.output_limit = output_size_limit(kafka.max_request_size, None)
         self.stats = WorkerStats()
         self._labels = (
             pipeline.name,
@@ -125,7 +123,6 @@ class Worker:
             pipeline.extractor.provider.model,
         )
         pipeline.extractor.on_cache_lookup = self._cache_lookup
-        self.breaker = CircuitBreaker(settings.worker.pause_backoff_s)
         self._tracker = OffsetTracker()
         self._chains = KeyedChains()
         self._slots = asyncio.Semaphore(settings.worker.max_in_flight)
@@ -133,6 +130,8 @@ class Worker:
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._paused = False
+        self._guard_state = GuardState.CLOSED
+        self._trips_seen = 0
         # Exactly-once mode: finished outcomes wait here for the next transaction.
         self._finished: dict[TopicPartition, dict[int, tuple[RawRecord, Outcome, float]]] = {}
         self._txn_lock = asyncio.Lock()
@@ -141,29 +140,38 @@ class Worker:
     # -- lifecycle --------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until ``stop`` is set, then drain in-flight records and commit."""
+        """Consume until ``stop`` is set, then drain in-flight records (bounded) and commit."""
         kafka = self.settings.kafka
         await self._ensure_output_topics()
         producer_opts: dict[str, Any] = {}
         if self.exactly_once:
-            # A stable transactional id fences a zombie predecessor after a restart.
-            producer_opts["transactional_id"] = f"{self.group_id}.{self.worker_id}"
+            # One id per instance: a restart with the same id fences its own zombie, and two
+            # replicas (both PID 1 in their containers) never fence each other.
+            producer_opts["transactional_id"] = f"{self.group_id}.{self.instance_id}"
+        client_id = f"{kafka.client_id}.{self.pipeline.name}"
         self._producer = AIOKafkaProducer(
             bootstrap_servers=kafka.bootstrap_servers,
-            client_id=f"{kafka.client_id}.{self.pipeline.name}",
+            client_id=client_id,
             enable_idempotence=True,
             acks="all",
             linger_ms=5,
+            max_request_size=kafka.max_request_size,
             **producer_opts,
         )
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=kafka.bootstrap_servers,
-            client_id=f"{kafka.client_id}.{self.pipeline.name}",
+            client_id=client_id,
             group_id=self.group_id,
+            # Static membership: a restarted instance gets its partitions back without a
+            # rebalance, as long as it returns within the session timeout.
+            group_instance_id=self.instance_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             max_poll_records=500,
+            session_timeout_ms=kafka.session_timeout_ms,
+            heartbeat_interval_ms=kafka.heartbeat_interval_ms,
+            rebalance_timeout_ms=kafka.rebalance_timeout_ms,
         )
         started: list[Resource] = []
         try:
@@ -176,22 +184,41 @@ class Worker:
                 [self.pipeline.settings.input_topic], listener=_Rebalance(self)
             )
             await self._loop(stop)
-            await self.drain(set(self._tasks), timeout=self.drain_timeout_s)
+            await self.drain(set(self._tasks), timeout=self.shutdown_timeout_s)
         finally:
-            await self._consumer.stop()
-            await self._producer.stop()
-            for resource in reversed(started):
-                await resource.stop()
+            await self._close(started)
+
+    async def _close(self, started: list[Resource]) -> None:
+        """Close every client, each within a bound, even when one of them fails."""
+        closers: list[Any] = [self.guard.close()]
+        if self._consumer is not None:
+            closers.append(self._consumer.stop())
+        if self._producer is not None:
+            closers.append(self._producer.stop())
+        closers += [r.stop() for r in reversed(started)]
+        for closer in closers:
+            try:
+                await asyncio.wait_for(closer, timeout=5.0)
+            except Exception as exc:  # closing must go on: every client gets its stop()
+                log.warning("closing %s failed: %r", getattr(closer, "__qualname__", closer), exc)
 
     async def _ensure_output_topics(self) -> None:
         """Create the four output topics with the input topic's partition count."""
         bootstrap = self.settings.kafka.bootstrap_servers
         parts = await partition_count(bootstrap, self.pipeline.settings.input_topic)
-        routes = [r for r in Route if r is not Route.PAUSE]
-        await ensure_topics(
-            bootstrap,
-            [TopicSpec(self.pipeline.settings.topic(r.value), parts or -1) for r in routes],
-        )
+        topics = [self.pipeline.settings.topic(r.value) for r in Route]
+        await ensure_topics(bootstrap, [TopicSpec(t, parts or -1) for t in topics])
+        limits = await max_message_bytes(bootstrap, topics)
+        smallest = min(limits.values()) if limits else None
+        self.output_limit = output_size_limit(self.settings.kafka.max_request_size, smallest)
+        if smallest is not None and smallest < self.settings.kafka.max_request_size:
+            log.info(
+                "output topics accept %d bytes (max.message.bytes), below kafka.max_request_size "
+                "%d; outcomes over %d bytes go to the DLQ as output_too_large",
+                smallest,
+                self.settings.kafka.max_request_size,
+                self.output_limit,
+            )
 
     async def _loop(self, stop: asyncio.Event) -> None:
         assert self._consumer is not None
@@ -199,8 +226,13 @@ class Worker:
         last_commit = time.monotonic()
         self.ready.set()
         while not stop.is_set():
+            self._watch_guard()
             self._apply_backpressure()
-            batches = await self._consumer.getmany(timeout_ms=200, max_records=500)
+            try:
+                batches = await self._consumer.getmany(timeout_ms=200, max_records=500)
+            except UNPARSEABLE_FETCH as exc:
+                await self._rescue(exc)
+                continue
             for tp, messages in batches.items():
                 for message in messages:
                     self._schedule(tp, message)
@@ -212,7 +244,7 @@ class Worker:
     def _apply_backpressure(self) -> None:
         assert self._consumer is not None
         should_pause = (
-            self._tracker.in_flight() >= self.settings.worker.max_buffered or self.breaker.is_open
+            self._tracker.in_flight() >= self.settings.worker.max_buffered or self.guard.paused
         )
         assignment = self._consumer.assignment()
         if should_pause and assignment:
@@ -226,7 +258,40 @@ class Worker:
             self._paused = False
             self.metrics.paused.labels(self.pipeline.name).set(0)
 
+    def _watch_guard(self) -> None:
+        """Mirror the guard's state in metrics (the guard itself logs the transitions)."""
+        guard, (pipe, provider, _model) = self.guard, self._labels
+        if guard.trips != self._trips_seen:
+            self.metrics.circuit_trips.labels(pipe).inc(guard.trips - self._trips_seen)
+            self._trips_seen = guard.trips
+        state = guard.state
+        if state is self._guard_state:
+            return
+        self._guard_state = state
+        self.metrics.circuit_open.labels(pipe, provider).set(1 if state is GuardState.OPEN else 0)
+        self.metrics.held.labels(pipe, "provider").set(1 if guard.held_reason else 0)
+        self.metrics.held.labels(pipe, "state").set(1 if guard.state_fault else 0)
+
     # -- per record -------------------------------------------------------------------
+
+    async def _rescue(self, exc: BaseException) -> None:
+        """A fetch aiokafka cannot parse: read each partition's next record another way.
+
+        See :mod:`streams.kafka.rescue`. Each unpaused partition advances by one record
+        per failed fetch, so the unparseable record is reached and routed, never skipped.
+        """
+        assert self._consumer is not None
+        log.warning("a fetch could not be parsed (%r); reading the next records one by one", exc)
+        paused = self._consumer.paused()
+        for tp in sorted(self._consumer.assignment() - paused):
+            position = await self._consumer.position(tp)
+            raw = await read_at(
+                self.settings.kafka.bootstrap_servers, tp.topic, tp.partition, position
+            )
+            if raw is None:
+                continue
+            self._start(tp, raw)
+            self._consumer.seek(tp, raw.offset + 1)
 
     def _schedule(self, tp: TopicPartition, message: ConsumerRecord[bytes, bytes]) -> None:
         raw = RawRecord(
@@ -235,9 +300,13 @@ class Worker:
             offset=message.offset,
             key=message.key,
             value=message.value,
-            headers=tuple((k, bytes(v)) for k, v in (message.headers or ())),
+            # Kafka allows a header without a value; it stays None, never crashes bytes().
+            headers=tuple((k, None if v is None else bytes(v)) for k, v in (message.headers or ())),
             timestamp_ms=message.timestamp,
         )
+        self._start(tp, raw)
+
+    def _start(self, tp: TopicPartition, raw: RawRecord) -> None:
         self.stats.consumed += 1
         self.metrics.records_in.labels(self.pipeline.name).inc()
         self._tracker.add(tp, raw.offset)
@@ -270,41 +339,24 @@ class Worker:
             self.metrics.in_flight.labels(self.pipeline.name).inc()
             try:
                 async with self._slots:
-                    outcome = await self._process(raw)
+                    outcome = await self.pipeline.process(raw)
             finally:
                 self.metrics.in_flight.labels(self.pipeline.name).dec()
             self._observe(outcome)
+            outcome = self._fit(raw, outcome)
             if self.exactly_once:
                 # Produced later, inside the transaction that also commits its offset.
                 self._finished.setdefault(tp, {})[raw.offset] = (raw, outcome, started)
                 self._tracker.done(tp, raw.offset)
             else:
-                await self._deliver(outcome)
+                outcome = await self._deliver(raw, outcome)
                 self._tracker.done(tp, raw.offset)
                 self._delivered(raw, outcome, started)
+        except asyncio.CancelledError:
+            self.stats.cancelled += 1  # a bounded drain gave up: uncommitted, redone later
+            raise
         finally:
             self._chains.release(chain_key, mine)
-
-    async def _process(self, raw: RawRecord) -> Outcome:
-        while True:
-            await self.breaker.wait_closed()
-            outcome = await self.pipeline.process(raw)
-            if outcome.route is not Route.PAUSE:
-                if not self.breaker.is_open:
-                    self.metrics.circuit_open.labels(*self._labels[:2]).set(0)
-                return outcome
-            self.metrics.circuit_open.labels(*self._labels[:2]).set(1)
-            for status in outcome.request_statuses:
-                self.metrics.model_requests.labels(*self._labels, status).inc()
-            # The provider is down: keep the record, stop fetching, try again later.
-            self.stats.paused_retries += 1
-            self.breaker.trip()
-            log.warning(
-                "provider unavailable; pausing %s for %.1fs (%s)",
-                raw.coordinates,
-                self.breaker.cool_off_s,
-                outcome.reason,
-            )
 
     def _cache_lookup(self, hit: bool) -> None:
         self.metrics.cache_lookups.labels(self.pipeline.name).inc()
@@ -351,21 +403,59 @@ class Worker:
         if self.on_outcome is not None:
             self.on_outcome(raw, outcome)
 
-    async def _deliver(self, outcome: Outcome) -> None:
+    def _fit(self, raw: RawRecord, outcome: Outcome) -> Outcome:
+        """``outcome``, or its small DLQ fallback when it is over the output size limit."""
+        if outcome.size <= self.output_limit:
+            return outcome
+        return self._fallback(raw, outcome, f"{outcome.size} bytes")
+
+    def _fallback(self, raw: RawRecord, outcome: Outcome, why: str) -> Outcome:
+        self.stats.too_large += 1
+        self.metrics.too_large.labels(self.pipeline.name, outcome.route.value).inc()
+        log.warning(
+            "%s outcome of %s does not fit its topic (%s); sending it to the DLQ as "
+            "output_too_large with a reference to the input",
+            outcome.route.value,
+            raw.coordinates,
+            why,
+        )
+        return self.pipeline.too_large(raw, outcome, self.output_limit)
+
+    async def _deliver(self, raw: RawRecord, outcome: Outcome) -> Outcome:
+        """Produce ``outcome`` and wait for the ack; return the outcome actually produced.
+
+        Faults per :data:`streams.kafka.produce.PRODUCE_ERRORS`: a retriable one is
+        retried with backoff, a record fault takes the fallback route once (never loops),
+        a deployment fault holds the pipeline while it retries, fencing stops the worker.
+        """
         assert self._producer is not None
-        delay = 0.5
+        delay, fallen_back = 0.5, False
         while True:
             try:
                 ack = await self._producer.send(
                     outcome.topic, outcome.value, key=outcome.key, headers=list(outcome.headers)
                 )
                 await ack
-                return
+                self.guard.state_ok()
+                return outcome
             except KafkaError as exc:
-                # The idempotent producer already retried internally; keep the record
-                # uncommitted and try again rather than losing it.
+                fault = classify_produce_error(exc)
+                self.metrics.produce_errors.labels(self.pipeline.name, fault.value).inc()
+                if fault is ProduceFault.FENCED:
+                    raise
+                if fault is ProduceFault.RECORD and not fallen_back:
+                    outcome, fallen_back = self._fallback(raw, outcome, repr(exc)), True
+                    continue
+                if fault is not ProduceFault.RETRIABLE:
+                    # A missing ACL, or a DLQ that refuses even the small fallback: the
+                    # deployment must change. Hold (fetching pauses) and keep trying.
+                    self.guard.state_failed(f"producing to {outcome.topic} failed: {exc!r}")
                 log.warning(
-                    "produce to %s failed (%s); retrying in %.1fs", outcome.topic, exc, delay
+                    "produce to %s failed (%s, %s); retrying in %.1fs",
+                    outcome.topic,
+                    exc,
+                    fault.value,
+                    delay,
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
@@ -414,7 +504,12 @@ class Worker:
                 self.metrics.budget_cap.labels(self.pipeline.name, "pipeline").set(cap)
 
     async def _commit_transaction(self, offsets: dict[TopicPartition, int]) -> None:
-        """Produce finished outcomes below each commit point and commit offsets atomically."""
+        """Produce finished outcomes below each commit point and commit offsets atomically.
+
+        A record fault inside the transaction (an outcome the broker refuses) aborts
+        it; that outcome is swapped for its fallback and the next interval retries, so
+        one record can never stop every later transaction.
+        """
         assert self._producer is not None
         async with self._txn_lock:
             batch = [
@@ -423,20 +518,48 @@ class Worker:
                 for off, pair in sorted(self._finished.get(tp, {}).items())
                 if off < below
             ]
+            refused: list[tuple[TopicPartition, int, KafkaError]] = []
             try:
                 async with self._producer.transaction():
+                    acks = []
                     for _tp, _off, (_raw, outcome, _started) in batch:
-                        await self._producer.send(
-                            outcome.topic,
-                            outcome.value,
-                            key=outcome.key,
-                            headers=list(outcome.headers),
+                        acks.append(
+                            await self._producer.send(
+                                outcome.topic,
+                                outcome.value,
+                                key=outcome.key,
+                                headers=list(outcome.headers),
+                            )
                         )
+                    results = await asyncio.gather(*acks, return_exceptions=True)
+                    for (tp, off, _pair), result in zip(batch, results, strict=True):
+                        if isinstance(result, KafkaError):
+                            if classify_produce_error(result) is ProduceFault.RECORD:
+                                refused.append((tp, off, result))
+                            else:
+                                raise result
+                        elif isinstance(result, BaseException):
+                            raise result
+                    if refused:
+                        raise _Refused()
                     await self._producer.send_offsets_to_transaction(offsets, self.group_id)
+            except _Refused:
+                for tp, off, exc in refused:
+                    raw, outcome, started = self._finished[tp][off]
+                    fallback = self._fallback(raw, outcome, repr(exc))
+                    self._finished[tp][off] = (raw, fallback, started)
+                log.warning("transaction aborted: %d outcome(s) refused; retrying", len(refused))
+                return
             except ProducerFenced:
                 log.error("producer fenced by a newer instance of this worker; stopping")
                 raise
             except KafkaError as exc:
+                if classify_produce_error(exc) is ProduceFault.FENCED:
+                    log.error("producer fenced (%r); stopping", exc)
+                    raise
+                self.metrics.produce_errors.labels(
+                    self.pipeline.name, classify_produce_error(exc).value
+                ).inc()
                 log.warning("transaction aborted (%s); will retry on the next interval", exc)
                 return
             for tp, off, (raw, outcome, started) in batch:
@@ -447,10 +570,21 @@ class Worker:
             self._update_gauges(offsets)
 
     async def drain(self, tps: set[TopicPartition], timeout: float | None = None) -> None:
-        """Finish (or, past ``timeout``, cancel) in-flight work of ``tps``; commit them."""
+        """Finish in-flight work of ``tps`` within ``timeout``; cancel the rest; commit.
+
+        Cancelled records are not committed: the next owner of the partition redoes them.
+        """
+        limit = self.shutdown_timeout_s if timeout is None else timeout
         tasks = [t for tp in tps for t in self._tasks.get(tp, set())]
         if tasks:
-            _done, pending = await asyncio.wait(tasks, timeout=timeout or self.drain_timeout_s)
+            _done, pending = await asyncio.wait(tasks, timeout=limit)
+            if pending:
+                log.warning(
+                    "drain: %d record(s) still running after %.1fs; cancelling them, "
+                    "uncommitted, for the next owner to redo",
+                    len(pending),
+                    limit,
+                )
             for task in pending:
                 task.cancel()
             for task in pending:
@@ -461,3 +595,7 @@ class Worker:
             self._tracker.forget(tp)
             self._tasks.pop(tp, None)
             self._finished.pop(tp, None)
+
+
+class _Refused(Exception):
+    """Aborts a transaction in which the broker refused some outcomes."""

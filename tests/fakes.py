@@ -46,14 +46,27 @@ class ScriptedProvider:
         self.closed = True
 
 
-class NoSleep:
-    """An injected sleep that records delays instead of waiting."""
+class FakeClock:
+    """A monotonic clock that only moves when told to (or when a NoSleep sleeps on it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class NoSleep:
+    """An injected sleep that records delays instead of waiting; advances ``clock`` if given."""
+
+    def __init__(self, clock: FakeClock | None = None) -> None:
         self.delays: list[float] = []
+        self.clock = clock
 
     async def __call__(self, delay: float) -> None:
         self.delays.append(delay)
+        if self.clock is not None:
+            self.clock.now += delay
 
 
 class MemoryCache:

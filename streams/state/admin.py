@@ -17,7 +17,13 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from streams.errors import StateStoreError
 
-__all__ = ["TopicSpec", "ensure_topics", "partition_count", "topic_partitions"]
+__all__ = [
+    "TopicSpec",
+    "ensure_topics",
+    "max_message_bytes",
+    "partition_count",
+    "topic_partitions",
+]
 
 log = logging.getLogger("streams.state.admin")
 
@@ -93,3 +99,26 @@ async def topic_partitions(
         if asyncio.get_running_loop().time() > deadline:
             raise StateStoreError(f"topic {topic} has no partitions after {timeout_s:.0f}s")
         await asyncio.sleep(0.2)
+
+
+def _max_message_bytes(bootstrap: str, topics: list[str]) -> dict[str, int]:
+    from confluent_kafka.admin import ConfigResource, ResourceType  # type: ignore[attr-defined]
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    resources = [ConfigResource(ResourceType.TOPIC, t) for t in topics]
+    out: dict[str, int] = {}
+    for resource, fut in admin.describe_configs(resources, request_timeout=15).items():
+        try:
+            entries = fut.result(timeout=30)
+        except KafkaException as exc:
+            log.warning("could not read max.message.bytes of %s: %s", resource.name, exc)
+            continue
+        entry = entries.get("max.message.bytes")
+        if entry is not None and entry.value is not None:
+            out[resource.name] = int(entry.value)
+    return out
+
+
+async def max_message_bytes(bootstrap: str, topics: Iterable[str]) -> dict[str, int]:
+    """Each topic's effective ``max.message.bytes`` (topics that could not be read are absent)."""
+    return await asyncio.to_thread(_max_message_bytes, bootstrap, list(topics))

@@ -136,11 +136,132 @@ async def test_fault_storm_accounting_and_spend_cap(
             "spend_usd": round(spent, 6),
             "cap_usd": cap,
             "seconds": round(elapsed, 1),
-            "paused_retries": worker.stats.paused_retries,
+            "circuit_trips": worker.guard.trips,
         },
     )
     assert routes["valid"] > 0
     assert routes["over-budget"] > 0
+
+
+#: Documents that fail the same way on every request, one directive each (issue: "never stuck").
+PERSISTENT = ("http_429_too_large", "http_500", "hang", "empty_choices", "http_502_html")
+
+
+@pytest.mark.slow
+async def test_deterministic_fault_storm_with_an_outage_phase(
+    kafka: LocalKafka, invoice_samples: Path, sim_factory: Any
+) -> None:
+    """1,000 inputs, 10% failing persistently, a 60 s total outage: all routed, none by age."""
+    sim = sim_factory(
+        fixture_dirs=[invoice_samples],
+        fault_mix={"http_500": 0.1, "http_429": 0.05, "malformed": 0.05, "invalid": 0.05},
+        seed=11,
+        hang_s=4.0,
+        latency_ms=5,
+        retry_after_s=0,
+    )
+    name = new_name("never")
+    cap = 1.0
+    settings = settings_for(
+        kafka,
+        sim,
+        name,
+        llm={"timeout_s": 1.5},
+        budgets={
+            "spend_cap_usd": cap,
+            "transient_retries": 4,
+            "backoff_max_s": 1.0,
+            "max_record_seconds": 30,
+        },
+        worker={"cache": False, "max_in_flight": 64, "pause_backoff_s": 2.0},
+    )
+    texts = [p.read_text(encoding="utf-8") for p in sorted(invoice_samples.glob("*.txt"))]
+    records: list[tuple[bytes, bytes]] = []
+    persistent: dict[bytes, str] = {}
+    for i in range(1000):
+        key = f"doc-{i:05d}".encode()
+        text = texts[i % len(texts)]
+        if i % 10 == 3:
+            fault = PERSISTENT[(i // 10) % len(PERSISTENT)]
+            text = f"{text}\nref {i}\n[[sim: {fault}]]\n"
+            persistent[key] = fault
+        records.append((key, json.dumps({"id": key.decode(), "text": text}).encode()))
+    produce(kafka.bootstrap, f"{name}.raw", records)
+    worker = build_worker(
+        settings, name, registry=SchemaRegistryClient.new_client({"url": "mock://"})
+    )
+    import httpx
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    outage: dict[str, float] = {}
+    try:
+        async with asyncio.timeout(480):
+            while worker.stats.total_out < 300:
+                assert not task.done(), task.exception()
+                await asyncio.sleep(0.1)
+            outage["start"] = time.time()
+            httpx.post(f"{sim}/_sim/outage", json={"status": 503, "seconds": 60})
+            await asyncio.sleep(60)
+            outage["end"] = time.time()
+            while worker.stats.total_out < len(records):
+                assert not task.done(), task.exception()
+                await asyncio.sleep(0.1)
+            last_routed = time.time()
+    finally:
+        stop.set()
+        await task
+        await worker.pipeline.extractor.provider.aclose()
+
+    out = consume_all(kafka.bootstrap, [f"{name}.{r}" for r in ROUTES])
+    per_key = Counter(m.key for m in out)
+    assert set(per_key) == {k for k, _ in records}
+    assert max(per_key.values()) == 1, "an input produced more than one outcome"
+    routes = Counter(m.topic.removeprefix(f"{name}.") for m in out)
+    reasons: Counter[str] = Counter()
+    spent = 0.0
+    by_age_in_outage = 0
+    persistent_routes: Counter[str] = Counter()
+    for msg in out:
+        if msg.topic.endswith(".valid"):
+            spent += float(valid_data(msg)[1]["cost_usd"])
+            route = "valid"
+        else:
+            env = json.loads(msg.value or b"")
+            spent += float(env["cost_usd"])
+            reasons[f"{env['route']}:{env['reason']}"] += 1
+            route = f"{env['route']}:{env['reason']}"
+            at = env["processed_at"] / 1000
+            if (
+                env["reason"] == "provider_transient_exhausted"
+                and "max_record_seconds" in env["message"]
+                and outage["start"] + 1 < at < outage["end"]
+            ):
+                by_age_in_outage += 1
+        if msg.key in persistent:
+            persistent_routes[f"{persistent[msg.key]} -> {route}"] += 1
+    figures = {
+        "inputs": len(records),
+        "persistent_documents": len(persistent),
+        "routes": dict(routes),
+        "reasons": dict(reasons),
+        "persistent_routes": dict(persistent_routes),
+        "outage_s": round(outage["end"] - outage["start"], 1),
+        "last_routed_after_outage_s": round(last_routed - outage["end"], 1),
+        "routed_by_age_during_outage": by_age_in_outage,
+        "spend_usd": round(spent, 6),
+        "cap_usd": cap,
+        "circuit_trips": worker.guard.trips,
+        "simulator_stats": httpx.get(f"{sim}/_sim/stats").json(),
+    }
+    _report("never_stuck_storm", figures)
+    assert last_routed - outage["end"] <= 120
+    assert by_age_in_outage == 0
+    assert spent <= cap + 1e-9
+    assert worker.guard.trips >= 1
+    assert reasons["over-budget:provider_request_too_large"] == sum(
+        1 for f in persistent.values() if f == "http_429_too_large"
+    )
 
 
 def _write_config(
@@ -235,7 +356,7 @@ def test_worker_killed_mid_flight_loses_nothing(
     name = new_name("kill")
     extra: dict[str, Any] = {"cache": False}
     if exactly_once:
-        extra |= {"exactly_once": True, "worker_id": "w1"}
+        extra |= {"exactly_once": True, "instance_id": "w1"}
     config = _write_config(tmp_path / "w.toml", kafka.bootstrap, sim, name, registry_url, **extra)
     records = _inputs(invoice_samples, 400, keys=40)
     produce(kafka.bootstrap, f"{name}.raw", records)

@@ -168,7 +168,7 @@ async def test_exactly_once_outputs_no_duplicates(
     """In exactly-once mode a read_committed consumer sees one output per input."""
     name = new_name("eos")
     settings = settings_for(
-        kafka, simulator, name, worker={"exactly_once": True, "worker_id": "w1"}
+        kafka, simulator, name, worker={"exactly_once": True, "instance_id": "w1"}
     )
     texts = _samples(invoice_samples, 8)
     records = [(k.encode(), v.encode()) for k, v in texts.items()]
@@ -209,30 +209,3 @@ async def test_redrive_puts_records_back_with_lineage(
         assert body["text"] == texts[body["id"]]
         assert msg.headers["streams.redrive-of"].startswith(f"{name}.over-budget[".encode())
         assert msg.headers["streams.redrive-reason"] == b"budget:record_input_tokens"
-
-
-async def test_provider_outage_pauses_instead_of_dead_lettering(
-    kafka: LocalKafka, simulator: str, invoice_samples: Path
-) -> None:
-    """An outage longer than the retry budget opens the circuit; the record waits, then succeeds."""
-    name = new_name("outage")
-    settings = settings_for(
-        kafka,
-        simulator,
-        name,
-        budgets={"transient_retries": 1},
-        worker={"pause_backoff_s": 0.3},
-    )
-    texts = _samples(invoice_samples, 2)
-    down = next(iter(texts.values()))
-    sim_reset(simulator, {text_sha256(down): ["http_500"] * 5 + ["valid"]})
-    produce(kafka.bootstrap, f"{name}.raw", [(k.encode(), v.encode()) for k, v in texts.items()])
-    worker = build_worker(
-        settings, name, registry=SchemaRegistryClient.new_client({"url": "mock://"})
-    )
-    await run_until([worker], len(texts))
-    out = consume_all(kafka.bootstrap, [f"{name}.{r}" for r in ROUTES])
-    assert sorted(m.topic for m in out) == [f"{name}.valid"] * 2
-    assert worker.stats.paused_retries >= 2
-    statuses = [r["status"] for r in sim_requests(simulator) if r["key"] == text_sha256(down)]
-    assert statuses == [500] * 5 + [200]

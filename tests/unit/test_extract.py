@@ -12,15 +12,19 @@ from contracts.base import ContractVersion, Prompt
 from streams.envelope import Document
 from streams.errors import (
     AttemptsExhausted,
+    ProviderDeploymentFault,
     ProviderRejected,
+    ProviderRequestTooLarge,
     ProviderTransient,
-    ProviderUnavailable,
+    ProviderTransientExhausted,
     RecordBudgetExceeded,
     RetryTokensExhausted,
 )
 from streams.extract import Extractor
+from streams.guard import ProviderGuard
+from streams.providers.base import Completion, CompletionRequest
 from streams.settings import BudgetSettings, Price
-from tests.fakes import NoSleep, ScriptedProvider, answer
+from tests.fakes import FakeClock, NoSleep, ScriptedProvider, answer
 
 
 class Pair(BaseModel):
@@ -41,16 +45,36 @@ GOOD = json.dumps({"a": 1, "b": 2})
 
 
 def _extractor(
-    provider: ScriptedProvider, sleep: NoSleep | None = None, **budget: int
+    provider: ScriptedProvider,
+    sleep: NoSleep | None = None,
+    *,
+    clock: FakeClock | None = None,
+    guard: ProviderGuard | None = None,
+    **budget: int,
 ) -> Extractor:
+    clock = clock or (sleep.clock if sleep is not None else None) or FakeClock()
+    sleep = sleep or NoSleep(clock)
     return Extractor(
         CONTRACT,
         provider,
         BudgetSettings(**budget),  # type: ignore[arg-type]
         price=Price(input_per_mtok=1.0, output_per_mtok=2.0),
-        sleep=sleep or NoSleep(),
+        sleep=sleep,
         rng=random.Random(0),
+        clock=clock,
+        guard=guard,
     )
+
+
+class OthersSucceed(ScriptedProvider):
+    """Scripted, and another record succeeds during every request: failures are this one's."""
+
+    guard: ProviderGuard | None = None
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        if self.guard is not None:
+            self.guard.success(object())
+        return await super().complete(request)
 
 
 async def test_first_answer_valid() -> None:
@@ -147,17 +171,89 @@ async def test_transient_errors_back_off_and_honour_retry_after() -> None:
     assert len(sleep.delays) == 2
 
 
-async def test_transient_exhaustion_pauses() -> None:
-    """Transient errors past the retry count raise ProviderUnavailable (pause, not DLQ)."""
-    provider = ScriptedProvider([ProviderTransient("down", status=503)])
-    with pytest.raises(ProviderUnavailable):
-        await _extractor(provider, transient_retries=2).extract(DOC)
+async def test_record_fault_exhausts_its_transient_retries_to_the_dlq() -> None:
+    """A record failing while others succeed gets transient_retries retries, then the DLQ."""
+    clock = FakeClock()
+    provider = OthersSucceed([ProviderTransient("boom", status=500)])
+    extractor = _extractor(provider, clock=clock, transient_retries=2)
+    provider.guard = extractor.guard
+    with pytest.raises(ProviderTransientExhausted) as info:
+        await extractor.extract(DOC)
     assert len(provider.requests) == 3
+    assert info.value.context["reason"] == "provider_transient_exhausted"
+    assert info.value.context["statuses"] == ("500", "500", "500")
+
+
+async def test_lonely_failures_are_bounded_by_age_not_count() -> None:
+    """Failures nobody else disproves do not count, but max_record_seconds still ends them."""
+    clock = FakeClock()
+    provider = ScriptedProvider([ProviderTransient("down", status=503)])
+    extractor = _extractor(provider, clock=clock, transient_retries=1, max_record_seconds=30)
+    with pytest.raises(ProviderTransientExhausted) as info:
+        await extractor.extract(DOC)
+    assert len(provider.requests) > 2  # more than transient_retries: they were not counted
+    assert "max_record_seconds" in info.value.message
+    assert info.value.context["age_s"] >= 30
+
+
+async def test_open_breaker_costs_no_retries_and_no_age() -> None:
+    """During an outage (breaker open) a record waits without spending budget or aging."""
+    clock = FakeClock()
+    sleep = NoSleep(clock)
+    guard = ProviderGuard(cool_off_s=100.0, min_records=3, clock=clock, sleep=sleep)
+    for other in ("a", "b", "c"):  # an outage: three other records failing at once
+        guard.failure(other, guard.successes)
+    assert guard.is_open
+    provider = ScriptedProvider([answer(GOOD)])
+    extractor = _extractor(provider, sleep, guard=guard, max_record_seconds=30)
+    out = await extractor.extract(DOC)
+    assert out.record == Pair(a=1, b=2)
+    assert sleep.delays == [pytest.approx(100.0)]  # waited out the cool-off, then called once
+
+
+async def test_failures_just_before_a_trip_are_forgiven() -> None:
+    """The failures that were an outage's first signs do not count against a record."""
+    clock = FakeClock()
+    guard = ProviderGuard(window_s=10.0, min_records=3, clock=clock)
+    guard.success("x")
+    assert guard.failure("r", 0)  # counted: someone else succeeded since the try began
+    for other in ("a", "b", "c"):
+        guard.failure(other, 0)
+    assert guard.is_open
+    assert guard.counted([clock.now]) == 0
+    assert guard.counted([clock.now - 11.0]) == 1
+
+
+async def test_request_too_large_is_never_retried() -> None:
+    """A 429 saying the request itself is too large goes to over-budget after one request."""
+    provider = ScriptedProvider([ProviderRequestTooLarge("too large", status=429, limit=30000)])
+    with pytest.raises(ProviderRequestTooLarge) as info:
+        await _extractor(provider).extract(DOC)
+    assert len(provider.requests) == 1
+    assert info.value.context["reason"] == "provider_request_too_large"
+
+
+async def test_deployment_fault_holds_then_resumes_without_spending_attempts() -> None:
+    """A 401 holds the pipeline; after the probe clears, the same record is retried and valid."""
+    probes: list[int] = []
+
+    async def probe() -> None:
+        probes.append(1)
+
+    clock = FakeClock()
+    sleep = NoSleep(clock)
+    guard = ProviderGuard(probe=probe, clock=clock, sleep=sleep)
+    provider = ScriptedProvider([ProviderDeploymentFault("revoked", status=401), answer(GOOD)])
+    out = await _extractor(provider, sleep, guard=guard).extract(DOC)
+    assert out.record == Pair(a=1, b=2)
+    assert len(out.attempts) == 1
+    assert probes == [1]
+    assert guard.held_reason is None
 
 
 async def test_rejected_fails_fast() -> None:
-    """A 401 is not retried."""
-    provider = ScriptedProvider([ProviderRejected("bad key", status=401)])
+    """A 400 is not retried."""
+    provider = ScriptedProvider([ProviderRejected("bad request", status=400)])
     with pytest.raises(ProviderRejected):
         await _extractor(provider).extract(DOC)
     assert len(provider.requests) == 1

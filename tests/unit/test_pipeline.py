@@ -15,11 +15,11 @@ from contracts import SAMPLES_DIR, get_contract
 from streams.avro_schema import envelope_datum, envelope_schema
 from streams.encode import AvroWireEncoder, decode_wire
 from streams.envelope import RawRecord
-from streams.errors import ProviderRejected, ProviderTransient, Route
+from streams.errors import ProviderRejected, ProviderRequestTooLarge, ProviderTransient, Route
 from streams.extract import Extractor
 from streams.pipeline import Pipeline
 from streams.settings import BudgetSettings, PipelineSettings, Price
-from tests.fakes import NoSleep, ScriptedProvider, answer
+from tests.fakes import FakeClock, NoSleep, ScriptedProvider, answer
 
 SAMPLE = SAMPLES_DIR / "invoice" / "01-acme-industrial-usd"
 TEXT = SAMPLE.with_suffix(".txt").read_text(encoding="utf-8")
@@ -29,12 +29,14 @@ ANSWER = SAMPLE.with_suffix(".json").read_text(encoding="utf-8")
 def _pipeline(script: list[Any], **budgets: Any) -> tuple[Pipeline, ScriptedProvider]:
     contract = get_contract("invoice", 1)
     provider = ScriptedProvider(script, name="openai", model="sim-extractor-1")
+    clock = FakeClock()
     extractor = Extractor(
         contract,
         provider,
-        BudgetSettings(**{"transient_retries": 1, **budgets}),
+        BudgetSettings(**{"transient_retries": 1, "max_record_seconds": 60, **budgets}),
         price=Price(input_per_mtok=0.15, output_per_mtok=0.6),
-        sleep=NoSleep(),
+        sleep=NoSleep(clock),
+        clock=clock,
     )
     registry = SchemaRegistryClient.new_client({"url": "mock://"})
     encoder = AvroWireEncoder(contract, registry, "p.valid-value", manage_compatibility=False)
@@ -75,7 +77,19 @@ async def test_valid_record_is_wire_format_avro_with_provenance() -> None:
         ([answer(ANSWER)], b'{"text": 3}', Route.DLQ, "bad_envelope"),
         ([ProviderRejected("nope", status=403)], TEXT.encode(), Route.DLQ, "provider:403"),
         ([answer(ANSWER)], ("word " * 20000).encode(), Route.OVER_BUDGET, "budget:record_"),
-        ([ProviderTransient("down", status=503)], TEXT.encode(), Route.PAUSE, "provider:503"),
+        (
+            [ProviderRequestTooLarge("too large", status=429, limit=30000, requested=41234)],
+            TEXT.encode(),
+            Route.OVER_BUDGET,
+            "provider_request_too_large",
+        ),
+        (
+            [ProviderTransient("down", status=503)],
+            TEXT.encode(),
+            Route.DLQ,
+            "provider_transient_exhausted",
+        ),
+        ([answer(ANSWER)], None, Route.DLQ, "tombstone"),
     ],
 )
 async def test_every_failure_routes_with_a_reason(
@@ -86,9 +100,6 @@ async def test_every_failure_routes_with_a_reason(
     out = await pipeline.process(_raw(value))
     assert out.route is route
     assert out.reason.startswith(reason)
-    if route is Route.PAUSE:
-        assert out.value == b""  # never produced: the worker retries the record
-        return
     envelope = json.loads(out.value)
     assert envelope["route"] == route.value
     # The JSON envelope on the topic and the checked-in Avro envelope schema agree.
