@@ -82,15 +82,32 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     redrive = sub.add_parser(
         "redrive",
-        help="put over-budget or invalid records back on the raw topic",
-        description="Read <pipeline>.over-budget or <pipeline>.invalid and produce each "
-        "record's document back to the raw topic as a JSON envelope, same key, with lineage "
-        "headers (streams.redrive-of, streams.redrive-reason, streams.redrive-at).",
+        help="put over-budget, invalid or dead-lettered records back on the raw topic",
+        description="Read <pipeline>.over-budget, .invalid or .dlq and put each record's input "
+        "back on the raw topic so it runs again. An envelope with its whole document goes back "
+        "as a JSON envelope {id, text, source, tenant} with the same key; a DLQ envelope of an "
+        "undecodable input as its original raw bytes with the original key. Cut-down text is "
+        "never re-injected: for a truncated envelope (truncated: true, or no document and no "
+        "raw bytes) the original record is re-read from its source topic, partition and "
+        "offset, checked against input_sha256, and re-injected byte for byte; if retention "
+        "removed it or it no longer matches, one line says so and it counts as gone. Each "
+        "re-injected record keeps the input's headers and gets lineage headers "
+        "(streams.redrive-of, streams.redrive-reason, streams.redrive-at, "
+        "streams.original-source) and streams.redrive-count (1 + the input's count); a record "
+        "already redriven worker.max_redrives times is refused. Prints one line per record "
+        "not redriven, a progress line every 100 redriven and a summary of the counts (read, "
+        "redriven, skipped, gone, refused); exits 1 if any record was skipped, gone or refused.",
     )
     redrive.add_argument("pipeline")
     _config_arg(redrive)
     redrive.add_argument("--bootstrap", help="override kafka.bootstrap_servers")
-    redrive.add_argument("--from", dest="source", required=True, choices=["over-budget", "invalid"])
+    redrive.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        choices=["over-budget", "invalid", "dlq"],
+        help="the outcome topic to read envelopes from",
+    )
     redrive.add_argument("--since", type=_datetime, help="only records written at/after T")
     redrive.set_defaults(func=_redrive)
 
@@ -158,8 +175,9 @@ def _redrive(args: argparse.Namespace) -> int:
         pipeline.topic(args.source),
         pipeline.input_topic,
         since=args.since,
+        max_redrives=settings.worker.max_redrives,
     )
-    return 0 if result.skipped == 0 else 1
+    return 0 if result.skipped == result.gone == result.refused == 0 else 1
 
 
 def _run(args: argparse.Namespace) -> int:
