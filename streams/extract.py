@@ -502,7 +502,8 @@ class Extractor:
                 raise
             except ProviderTransient as exc:
                 statuses.append(str(exc.status or "transport"))
-                if guard.failure(ledger.record, successes_before):
+                suspect = guard.counted(ledger.failure_times) > 0
+                if guard.failure(ledger.record, successes_before, suspect=suspect):
                     ledger.failure_times.append(self._clock())
                 retries += 1
                 if not guard.paused:  # when paused, admit() waits out the cool-off instead

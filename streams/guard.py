@@ -157,13 +157,16 @@ class ProviderGuard:
         self.successes += 1
         self._see(record, ok=True)
 
-    def failure(self, record: Hashable, successes_before: int) -> bool:
+    def failure(self, record: Hashable, successes_before: int, *, suspect: bool = False) -> bool:
         """Report a transient failure; True when it counts against the record itself.
 
         ``successes_before`` is :attr:`successes` when the record's try began: the
-        failure is the record's own fault only if someone else succeeded since.
+        failure is the record's own fault only if someone else succeeded since. A
+        ``suspect`` record (one already failing while others succeeded) is no evidence
+        of an outage, so poison records that hold many slots cannot open the breaker.
         """
-        self._see(record, ok=False)
+        if not suspect:
+            self._see(record, ok=False)
         if self._should_open():
             now = self._clock()
             self._open_until = now + self.cool_off_s

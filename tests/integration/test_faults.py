@@ -204,9 +204,17 @@ async def test_deterministic_fault_storm_with_an_outage_phase(
             httpx.post(f"{sim}/_sim/outage", json={"status": 503, "seconds": 60})
             await asyncio.sleep(60)
             outage["end"] = time.time()
+            ticks = 0
             while worker.stats.total_out < len(records):
                 assert not task.done(), task.exception()
                 await asyncio.sleep(0.1)
+                ticks += 1
+                if ticks % 50 == 0:
+                    print(
+                        f"storm: {worker.stats.total_out}/{len(records)} routed, "
+                        f"{worker._tracker.in_flight()} in flight, guard {worker.guard.state}",
+                        flush=True,
+                    )
             last_routed = time.time()
     finally:
         stop.set()

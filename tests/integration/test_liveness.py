@@ -22,6 +22,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from streams.app import build_worker
 from streams.devstack.kafka import LocalKafka
+from streams.settings import default_cache_dir
 from streams.simulator import SimulatorConfig, SimulatorThread
 from tests.integration.kafka_utils import ROUTES, Message, committed_vs_end, consume_all, produce
 from tests.integration.pipeline_utils import REPO, new_name, run_until, settings_for
@@ -368,7 +369,10 @@ def test_sigterm_with_64_hanging_calls_exits_inside_the_grace(
         if proc.poll() is None:
             proc.kill()
     text = log.read_text()
-    print(f"\nsigterm: 64 hanging calls, exit in {exit_s:.1f}s, code {proc.returncode}")
+    reports = default_cache_dir() / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    figures = {"hanging_calls": in_flight, "exit_s": round(exit_s, 2), "code": proc.returncode}
+    (reports / "sigterm.json").write_text(json.dumps(figures))
     assert exit_s < 30, text[-3000:]
     assert proc.returncode == 0, text[-3000:]
     assert "Unclosed" not in text, text[-3000:]

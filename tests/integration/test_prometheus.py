@@ -60,13 +60,13 @@ class Batch:
 
 
 def mixed_batch(samples: Path) -> Batch:
-    """7 inputs: 3 valid (2 after a re-ask), 1 invalid, 1 over-budget, 2 dlq (not UTF-8, a 401)."""
+    """7 inputs: 3 valid (2 after a re-ask), 1 invalid, 1 over-budget, 2 dlq (not UTF-8, a 400)."""
     texts = {p.stem: p.read_text(encoding="utf-8") for p in sorted(samples.glob("*.txt"))[:4]}
     stems = list(texts)
     rules = {
         text_sha256(texts[stems[1]]): ["malformed", "valid"],
         text_sha256(texts[stems[2]]): ["invalid", "valid"],
-        text_sha256(texts[stems[3]]): ["http_401"],
+        text_sha256(texts[stems[3]]): ["http_400"],
     }
     records: list[tuple[bytes | None, bytes]] = []
     expected: dict[str, str] = {}
@@ -320,7 +320,7 @@ async def _check_counts(
     ok = sum(1 for r in requests if r["status"] is not None and 200 <= r["status"] < 300)
     assert await scalar(client, f"sum(streams_model_requests_total{{{sel}}})") == len(requests)
     assert await scalar(client, f'sum(streams_model_requests_total{{{sel},status=~"2.."}})') == ok
-    assert ok < len(requests), "the batch should include a failed request (the 401)"
+    assert ok < len(requests), "the batch should include a failed request (the 400)"
     assert (
         await scalar(client, f"sum(streams_grounding_coverage_count{{{sel}}})")
         == batch.counts()["valid"]
