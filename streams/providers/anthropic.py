@@ -19,6 +19,13 @@ How an answer is read:
 * ``usage.input_tokens`` plus any prompt-cache tokens count as input,
   ``usage.output_tokens`` as output.
 
+The tool definition (its name, description and input schema) is built once
+per contract schema and sent as ready-made JSON; a call only assembles the
+model, system, messages and sampling around it.
+
+:meth:`AnthropicProvider.probe` is ``GET {base_url}/models``: it spends no
+tokens and tells a revoked key or a missing model from a working deployment.
+
 Errors map as for every provider (:mod:`._http`); 529 "overloaded" is a 5xx,
 so it is transient.
 """
@@ -28,13 +35,29 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
+import orjson
 from pydantic import SecretStr
 
-from streams.errors import MalformedOutput, ProviderTransient
-from streams.providers._http import SecretHeaderAuth, make_client, post_json, redact, wire_name
+from streams.errors import MalformedOutput, ProviderDeploymentFault, ProviderTransient
+from streams.providers._http import (
+    PROBE_TIMEOUT_S,
+    SecretHeaderAuth,
+    endpoint,
+    get_json,
+    is_missing_model,
+    listed_summary,
+    make_client,
+    model_ids,
+    post_json,
+    redact,
+    wire_name,
+)
+from streams.providers._schema_cache import SchemaCache, schema_fragment
 from streams.providers.base import Completion, CompletionRequest
 from streams.providers.strict_schema import to_tool_input_schema
 
@@ -49,6 +72,38 @@ _REFUSAL_LIMIT = 200
 
 #: Usage fields that are all input tokens, billed (differently) as such.
 _INPUT_USAGE = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+#: The list's page size maximum, so one page holds every model an account has.
+_MODELS_PAGE = {"limit": "1000"}
+
+
+@dataclass(frozen=True)
+class _Tool:
+    """The per-schema parts of a request: the tool's name and its JSON, made once."""
+
+    name: str
+    tools: orjson.Fragment
+    tool_choice: orjson.Fragment
+
+
+def _tool(schema_name: str, json_schema: dict[str, Any]) -> _Tool:
+    name = wire_name(schema_name)
+    described = json_schema.get("description")
+    description = f"Record the {schema_name} extracted from the document."
+    if isinstance(described, str) and described:
+        description = f"{description} {described}"
+    tools = [
+        {
+            "name": name,
+            "description": description,
+            "input_schema": to_tool_input_schema(json_schema),
+        }
+    ]
+    return _Tool(
+        name=name,
+        tools=schema_fragment(schema_name, tools),
+        tool_choice=schema_fragment(schema_name, {"type": "tool", "name": name}),
+    )
 
 
 class AnthropicProvider:
@@ -75,6 +130,7 @@ class AnthropicProvider:
         self.model = model
         self._base_url = base_url
         self._api_key = api_key
+        self._timeout_s = timeout_s
         self._client = make_client(
             provider=self.name,
             base_url=base_url,
@@ -84,7 +140,12 @@ class AnthropicProvider:
             auth=SecretHeaderAuth("x-api-key", api_key) if api_key else None,
             transport=transport,
         )
+        self._messages_url = endpoint(self._client, "/messages")
+        self._tools: SchemaCache[_Tool] = SchemaCache(_tool)
         self._noted_missing_usage = False
+        # Whether the last call failed with a 404 about the model: the probe then
+        # checks that the model exists, not only that the key works.
+        self._model_missing = False
 
     def __repr__(self) -> str:
         key = "'**********'" if self._api_key else "None"
@@ -95,25 +156,69 @@ class AnthropicProvider:
 
     async def complete(self, request: CompletionRequest) -> Completion:
         """Send ``request``; return the answer or raise a :mod:`streams.errors` error."""
-        tool_name = wire_name(request.schema_name)
-        payload, latency = await post_json(
+        tool = self._tools.get(request.schema_name, request.json_schema)
+        try:
+            payload, latency = await post_json(
+                self._client,
+                self._messages_url,
+                self._body(request, tool),
+                provider=self.name,
+                secret=self._api_key,
+            )
+        except ProviderDeploymentFault as exc:
+            self._model_missing = is_missing_model(exc, self.model)
+            raise
+        self._model_missing = False
+        return self._parse(payload, latency, tool.name)
+
+    async def probe(self) -> None:
+        """``GET {base_url}/models`` with the same auth: ``None`` if the deployment works.
+
+        Spends no tokens. Raises what a call would (401/403/404 ->
+        :class:`~streams.errors.ProviderDeploymentFault`, 5xx -> transient, ...);
+        after a 404 about the model it also raises a 404 fault while the model
+        does not exist.
+        """
+        timeout_s = min(self._timeout_s, PROBE_TIMEOUT_S)
+        payload = await get_json(
             self._client,
-            "/messages",
-            self._body(request, tool_name),
+            "/models",
+            params=_MODELS_PAGE,
+            timeout_s=timeout_s,
             provider=self.name,
             secret=self._api_key,
         )
-        return self._parse(payload, latency, tool_name)
+        if not self._model_missing:
+            return
+        ids = model_ids(payload)
+        if ids is None or self.model in ids:
+            return
+        # Not an id, but perhaps an alias ("claude-sonnet-4-5" lists as its dated
+        # snapshot), which only the model's own endpoint resolves.
+        try:
+            await get_json(
+                self._client,
+                f"/models/{quote(self.model, safe='')}",
+                timeout_s=timeout_s,
+                provider=self.name,
+                secret=self._api_key,
+            )
+        except ProviderDeploymentFault as exc:
+            if exc.status != 404:
+                raise
+            shown = listed_summary(ids)
+            raise ProviderDeploymentFault(
+                f"{self.name} model {self.model!r} is not listed by {self._base_url}/models "
+                f"(it lists {shown}); set the model to one the account can use",
+                status=404,
+                provider=self.name,
+            ) from exc
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    def _body(self, request: CompletionRequest, tool_name: str) -> dict[str, Any]:
+    def _body(self, request: CompletionRequest, tool: _Tool) -> dict[str, Any]:
         system = "\n\n".join(m.content for m in request.messages if m.role == "system")
-        described = request.json_schema.get("description")
-        description = f"Record the {request.schema_name} extracted from the document."
-        if isinstance(described, str) and described:
-            description = f"{description} {described}"
         body: dict[str, Any] = {
             **request.extra,  # cannot override what the provider sets below
             "model": self.model,
@@ -124,14 +229,8 @@ class AnthropicProvider:
                 for m in request.messages
                 if m.role != "system"
             ],
-            "tools": [
-                {
-                    "name": tool_name,
-                    "description": description,
-                    "input_schema": to_tool_input_schema(request.json_schema),
-                }
-            ],
-            "tool_choice": {"type": "tool", "name": tool_name},
+            "tools": tool.tools,
+            "tool_choice": tool.tool_choice,
         }
         if system:
             body["system"] = system

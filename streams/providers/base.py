@@ -58,7 +58,16 @@ class Completion:
 
 @runtime_checkable
 class Provider(Protocol):
-    """An LLM endpoint. ``name`` is the wire format, ``model`` the requested model."""
+    """An LLM endpoint. ``name`` is the wire format, ``model`` the requested model.
+
+    Optional capability, deliberately not a member (fakes need not have it):
+    ``async def probe(self) -> None`` checks the deployment without spending
+    tokens (both HTTP providers ``GET {base_url}/models``). It returns ``None``
+    when the deployment works and raises the :mod:`streams.errors` error a call
+    would otherwise (:class:`~streams.errors.ProviderDeploymentFault` for a
+    revoked key or a missing model). Callers look it up with
+    ``getattr(provider, "probe", None)``.
+    """
 
     name: str
     model: str

@@ -18,8 +18,16 @@ How an answer is read:
 * a 2xx body without ``choices`` (or not JSON) is a server glitch:
   :class:`~streams.errors.ProviderTransient`.
 
+The strict schema and the ``response_format`` around it are built once per
+contract schema (:class:`._schema_cache.SchemaCache`) and sent as ready-made
+JSON; a call only assembles the model, messages and sampling around them.
+
+:meth:`OpenAICompatProvider.probe` is ``GET {base_url}/models``: it spends no
+tokens and tells a revoked key or a missing model from a working deployment.
+
 HTTP and transport failures are mapped in :mod:`._http`; :data:`HTTPX_ERRORS`
-is re-exported here as the table this module relies on.
+is re-exported here as one of the tables this module relies on (with
+:data:`._http.AIOHTTP_ERRORS`).
 """
 
 from __future__ import annotations
@@ -29,17 +37,25 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
+import orjson
 from pydantic import SecretStr
 
-from streams.errors import MalformedOutput, ProviderTransient
+from streams.errors import MalformedOutput, ProviderDeploymentFault, ProviderTransient
 from streams.providers._http import (
     HTTPX_ERRORS,
+    PROBE_TIMEOUT_S,
     SecretHeaderAuth,
+    endpoint,
+    get_json,
+    is_missing_model,
+    listed_summary,
     make_client,
+    model_ids,
     post_json,
     redact,
     wire_name,
 )
+from streams.providers._schema_cache import SchemaCache, schema_fragment
 from streams.providers.base import Completion, CompletionRequest
 from streams.providers.strict_schema import to_strict_schema
 
@@ -74,6 +90,7 @@ class OpenAICompatProvider:
         self.model = model
         self._base_url = base_url
         self._api_key = api_key
+        self._timeout_s = timeout_s
         self._client = make_client(
             provider=self.name,
             base_url=base_url,
@@ -83,7 +100,12 @@ class OpenAICompatProvider:
             auth=SecretHeaderAuth("Authorization", api_key, prefix="Bearer ") if api_key else None,
             transport=transport,
         )
+        self._completions_url = endpoint(self._client, "/chat/completions")
+        self._response_formats: SchemaCache[orjson.Fragment] = SchemaCache(_response_format)
         self._noted_missing_usage = False
+        # Whether the last call failed with a 404 about the model: the probe then
+        # checks that the endpoint lists it, not only that the key works.
+        self._model_missing = False
 
     def __repr__(self) -> str:
         key = "'**********'" if self._api_key else "None"
@@ -94,21 +116,51 @@ class OpenAICompatProvider:
 
     async def complete(self, request: CompletionRequest) -> Completion:
         """Send ``request``; return the answer or raise a :mod:`streams.errors` error."""
-        payload, latency = await post_json(
+        try:
+            payload, latency = await post_json(
+                self._client,
+                self._completions_url,
+                self._body(request),
+                provider=self.name,
+                secret=self._api_key,
+            )
+        except ProviderDeploymentFault as exc:
+            self._model_missing = is_missing_model(exc, self.model)
+            raise
+        self._model_missing = False
+        return self._parse(payload, latency)
+
+    async def probe(self) -> None:
+        """``GET {base_url}/models`` with the same auth: ``None`` if the deployment works.
+
+        Spends no tokens. Raises what a call would (401/403/404 ->
+        :class:`~streams.errors.ProviderDeploymentFault`, 5xx -> transient, ...);
+        after a 404 about the model it also raises a 404 fault while the list
+        does not include :attr:`model`.
+        """
+        payload = await get_json(
             self._client,
-            "/chat/completions",
-            self._body(request),
+            "/models",
+            timeout_s=min(self._timeout_s, PROBE_TIMEOUT_S),
             provider=self.name,
             secret=self._api_key,
         )
-        return self._parse(payload, latency)
+        if not self._model_missing:
+            return
+        ids = model_ids(payload)
+        if ids is not None and not _is_listed(self.model, ids):
+            shown = listed_summary(ids)
+            raise ProviderDeploymentFault(
+                f"{self.name} model {self.model!r} is not listed by {self._base_url}/models "
+                f"(it lists {shown}); set the model to one the endpoint serves",
+                status=404,
+                provider=self.name,
+            )
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
     def _body(self, request: CompletionRequest) -> dict[str, Any]:
-        # The strict transform runs per call: it is microseconds against a model
-        # call of hundreds of milliseconds, and keeps the provider stateless.
         # ``extra`` cannot override what the provider sets, least of all the schema.
         return {
             **request.extra,
@@ -116,14 +168,7 @@ class OpenAICompatProvider:
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
             "temperature": request.temperature,
             "max_tokens": request.max_output_tokens,
-            "response_format": {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": wire_name(request.schema_name),
-                    "strict": True,
-                    "schema": to_strict_schema(request.json_schema),
-                },
-            },
+            "response_format": self._response_formats.get(request.schema_name, request.json_schema),
         }
 
     def _parse(self, payload: dict[str, Any], latency: float) -> Completion:
@@ -177,6 +222,26 @@ class OpenAICompatProvider:
                 self._base_url,
             )
         return 0, 0
+
+
+def _response_format(schema_name: str, json_schema: dict[str, Any]) -> orjson.Fragment:
+    """The ``response_format`` for a contract schema, as JSON ready to splice into a body."""
+    return schema_fragment(
+        schema_name,
+        {
+            "type": "json_schema",
+            "json_schema": {
+                "name": wire_name(schema_name),
+                "strict": True,
+                "schema": to_strict_schema(json_schema),
+            },
+        },
+    )
+
+
+def _is_listed(model: str, ids: frozenset[str]) -> bool:
+    # Ollama lists "llama3:latest" and serves it as "llama3" too.
+    return model in ids or f"{model}:latest" in ids
 
 
 def _content_text(content: Any) -> str:

@@ -162,7 +162,7 @@ def test_explain_every_route(run: Run, capsys: pytest.CaptureFixture[str]) -> No
     assert "not UTF-8" in capsys.readouterr().out
     rejected = next(k for k in run.keys("dlq") if k != "not-utf8")
     assert explain(run.settings, run.name, rejected) == 0
-    assert "provider status 401" in capsys.readouterr().out
+    assert "provider status 400" in capsys.readouterr().out
 
 
 def test_explain_unknown_key(run: Run, capsys: pytest.CaptureFixture[str]) -> None:

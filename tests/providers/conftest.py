@@ -1,4 +1,7 @@
-"""Provider factories wired to a scripted ``httpx.MockTransport``; closed after each test."""
+"""Provider factories: over a scripted ``httpx.MockTransport``, or over real local sockets.
+
+Every provider and server made here is closed after its test.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from pydantic import SecretStr
 
 from streams.providers import AnthropicProvider, OpenAICompatProvider
 
+from ._servers import LocalServer, Reply
 from ._support import CANARY, AnthropicFactory, Handler, OpenAIFactory, Server
 
 
@@ -53,3 +57,44 @@ async def make_anthropic() -> AsyncIterator[AnthropicFactory]:
     yield make
     for provider in made:
         await provider.aclose()
+
+
+class Network:
+    """Real local servers and the providers pointed at them; providers close first."""
+
+    def __init__(self) -> None:
+        self.servers: list[LocalServer] = []
+        self.providers: list[OpenAICompatProvider | AnthropicProvider] = []
+
+    async def serve(self, reply: Reply, *, reads: bool = True) -> LocalServer:
+        server = LocalServer(reply, reads=reads)
+        await server.start()
+        self.servers.append(server)
+        return server
+
+    def openai(
+        self, base_url: str, *, api_key: SecretStr | None = CANARY, **kwargs: Any
+    ) -> OpenAICompatProvider:
+        provider = OpenAICompatProvider(base_url, "gpt-4o", api_key, **kwargs)
+        self.providers.append(provider)
+        return provider
+
+    def anthropic(
+        self, base_url: str, *, api_key: SecretStr | None = CANARY, **kwargs: Any
+    ) -> AnthropicProvider:
+        provider = AnthropicProvider(base_url, "claude-sonnet-4-5", api_key, **kwargs)
+        self.providers.append(provider)
+        return provider
+
+    async def close(self) -> None:
+        for provider in self.providers:
+            await provider.aclose()
+        for server in self.servers:
+            await server.close()
+
+
+@pytest.fixture
+async def network() -> AsyncIterator[Network]:
+    net = Network()
+    yield net
+    await net.close()

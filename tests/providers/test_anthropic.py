@@ -9,7 +9,12 @@ from typing import Any
 import httpx
 import pytest
 
-from streams.errors import MalformedOutput, ProviderRejected, ProviderTransient
+from streams.errors import (
+    MalformedOutput,
+    ProviderDeploymentFault,
+    ProviderRejected,
+    ProviderTransient,
+)
 from streams.providers import AnthropicProvider, Provider
 from streams.providers.anthropic import ANTHROPIC_VERSION
 from streams.providers.base import ChatMessage
@@ -213,12 +218,24 @@ async def test_overloaded_529_is_transient_with_retry_after(
     assert info.value.retry_after == 3.0
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
+@pytest.mark.parametrize("status", [400, 422])
 async def test_client_errors_are_rejected(make_anthropic: AnthropicFactory, status: int) -> None:
     """Non-retryable statuses raise ProviderRejected quoting Anthropic's message."""
     body = {"type": "error", "error": {"type": "invalid_request_error", "message": "bad tool"}}
     provider, _ = make_anthropic(lambda r: httpx.Response(status, json=body))
     with pytest.raises(ProviderRejected, match="bad tool") as info:
+        await provider.complete(make_request())
+    assert info.value.status == status
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+async def test_deployment_statuses_are_deployment_faults(
+    make_anthropic: AnthropicFactory, status: int
+) -> None:
+    """401/403/404 raise ProviderDeploymentFault quoting Anthropic's message."""
+    body = {"type": "error", "error": {"type": "not_found_error", "message": "model: claude-x"}}
+    provider, _ = make_anthropic(lambda r: httpx.Response(status, json=body))
+    with pytest.raises(ProviderDeploymentFault, match="model: claude-x") as info:
         await provider.complete(make_request())
     assert info.value.status == status
 
@@ -255,7 +272,7 @@ async def test_key_never_leaks(
     echo = {"type": "error", "error": {"type": "authentication_error", "message": CANARY_KEY}}
     provider, server = make_anthropic(lambda r: httpx.Response(401, json=echo))
     assert CANARY_KEY not in repr(provider)
-    with pytest.raises(ProviderRejected) as info:
+    with pytest.raises(ProviderDeploymentFault) as info:
         await provider.complete(make_request())
     assert CANARY_KEY not in str(info.value)
     assert CANARY_KEY not in repr(info.value.context)

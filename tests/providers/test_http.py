@@ -10,7 +10,14 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from streams.errors import ConfigError, ProviderError, ProviderRejected, ProviderTransient
+from streams.errors import (
+    ConfigError,
+    ProviderDeploymentFault,
+    ProviderError,
+    ProviderRejected,
+    ProviderRequestTooLarge,
+    ProviderTransient,
+)
 from streams.providers._http import (
     HTTPX_ERRORS,
     error_for_response,
@@ -82,13 +89,41 @@ def test_unknown_httpx_subclass_falls_back_along_the_mro() -> None:
     assert isinstance(error, ProviderTransient)
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 422, 413, 301])
+@pytest.mark.parametrize("status", [400, 422, 301])
 def test_client_errors_are_rejected(status: int) -> None:
     """Statuses a retry cannot fix are ProviderRejected carrying the status."""
     error = error_for_response(httpx.Response(status), provider="openai", secret=None)
     assert type(error) is ProviderRejected
     assert error.status == status
     assert f"HTTP {status}" in str(error)
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+def test_deployment_statuses_are_deployment_faults(status: int) -> None:
+    """401/403/404 blame the deployment (key, permission, model), not the record."""
+    error = error_for_response(httpx.Response(status), provider="openai", secret=None)
+    assert type(error) is ProviderDeploymentFault
+    assert error.status == status
+    assert f"HTTP {status}" in str(error)
+
+
+def test_413_is_request_too_large() -> None:
+    """A 413 is the request's size: ProviderRequestTooLarge, never retried."""
+    error = error_for_response(httpx.Response(413), provider="openai", secret=None)
+    assert type(error) is ProviderRequestTooLarge
+    assert error.status == 413
+
+
+def test_429_saying_request_too_large_quotes_the_limit() -> None:
+    """OpenAI's "Request too large" 429 is a size fault carrying the quoted figures."""
+    message = (
+        "Request too large for gpt-4o on tokens per min (TPM): Limit 30000, Requested 41234. "
+        "The input or output tokens must be reduced in order to run successfully."
+    )
+    response = httpx.Response(429, json={"error": {"message": message}})
+    error = error_for_response(response, provider="openai", secret=None)
+    assert type(error) is ProviderRequestTooLarge
+    assert (error.limit, error.requested) == (30000, 41234)
 
 
 @pytest.mark.parametrize("status", [408, 409, 429, 500, 502, 503, 504, 529])

@@ -10,7 +10,13 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from streams.errors import MalformedOutput, ProviderRejected, ProviderTransient, StreamsError
+from streams.errors import (
+    MalformedOutput,
+    ProviderDeploymentFault,
+    ProviderRejected,
+    ProviderTransient,
+    StreamsError,
+)
 from streams.providers import OpenAICompatProvider, Provider
 from streams.providers.strict_schema import to_strict_schema
 
@@ -206,7 +212,7 @@ async def test_missing_choices_is_transient(make_openai: OpenAIFactory, body: ob
         await provider.complete(make_request())
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
+@pytest.mark.parametrize("status", [400, 422])
 async def test_client_errors_are_rejected(make_openai: OpenAIFactory, status: int) -> None:
     """Statuses a retry cannot fix raise ProviderRejected with status and provider message."""
     provider, _ = make_openai(
@@ -217,6 +223,20 @@ async def test_client_errors_are_rejected(make_openai: OpenAIFactory, status: in
     assert info.value.status == status
     assert f"HTTP {status}" in str(info.value)
     assert "schema is invalid" in str(info.value)
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+async def test_deployment_statuses_are_deployment_faults(
+    make_openai: OpenAIFactory, status: int
+) -> None:
+    """401/403/404 raise ProviderDeploymentFault with the status and the provider's message."""
+    provider, _ = make_openai(
+        lambda r: httpx.Response(status, json={"error": {"message": "no access"}})
+    )
+    with pytest.raises(ProviderDeploymentFault) as info:
+        await provider.complete(make_request())
+    assert info.value.status == status
+    assert "no access" in str(info.value)
 
 
 @pytest.mark.parametrize("status", [408, 409, 429, 500, 502, 503, 504])
@@ -294,7 +314,7 @@ async def test_key_never_leaks(
     assert CANARY_KEY not in repr(provider.__dict__)
     errors: list[StreamsError] = []
     for _ in range(3):
-        with pytest.raises((ProviderRejected, ProviderTransient, MalformedOutput)) as info:
+        with pytest.raises((ProviderDeploymentFault, ProviderTransient, MalformedOutput)) as info:
             await provider.complete(make_request())
         errors.append(info.value)
     for error in errors:
