@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,4 +72,19 @@ def simulator(invoice_samples: Path) -> Iterator[str]:
     try:
         yield url
     finally:
+        sim.stop()
+
+
+@pytest.fixture
+def sim_factory() -> Iterator[Any]:
+    """Start simulators with their own config (faults, latency); all stopped after the test."""
+    started: list[SimulatorThread] = []
+
+    def make(**kw: Any) -> str:
+        sim = SimulatorThread(SimulatorConfig(**kw))
+        started.append(sim)
+        return sim.start()
+
+    yield make
+    for sim in started:
         sim.stop()

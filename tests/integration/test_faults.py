@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from streams.app import build_worker
 from streams.devstack.kafka import LocalKafka
 from streams.settings import default_cache_dir
-from streams.simulator import SimulatorConfig, SimulatorThread
 from tests.integration.kafka_utils import ROUTES, Message, consume_all, produce
 from tests.integration.pipeline_utils import (
     REPO,
@@ -51,20 +49,6 @@ def _inputs(samples: Path, n: int, keys: int | None = None) -> list[tuple[bytes,
         body = {"id": f"doc-{i:05d}", "text": texts[i % len(texts)]}
         out.append((key.encode(), json.dumps(body).encode()))
     return out
-
-
-@pytest.fixture
-def sim_factory() -> Iterator[Any]:
-    started: list[SimulatorThread] = []
-
-    def make(**kw: Any) -> str:
-        sim = SimulatorThread(SimulatorConfig(**kw))
-        started.append(sim)
-        return sim.start()
-
-    yield make
-    for sim in started:
-        sim.stop()
 
 
 @pytest.mark.slow

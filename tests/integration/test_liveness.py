@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,27 +22,12 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from streams.app import build_worker
 from streams.devstack.kafka import LocalKafka
 from streams.settings import default_cache_dir
-from streams.simulator import SimulatorConfig, SimulatorThread
 from tests.integration.kafka_utils import ROUTES, Message, committed_vs_end, consume_all, produce
 from tests.integration.pipeline_utils import REPO, new_name, run_until, settings_for
 
 pytestmark = pytest.mark.integration
 
 MOCK_REGISTRY = {"url": "mock://"}
-
-
-@pytest.fixture
-def sim_factory() -> Iterator[Any]:
-    started: list[SimulatorThread] = []
-
-    def make(**kw: Any) -> str:
-        sim = SimulatorThread(SimulatorConfig(**kw))
-        started.append(sim)
-        return sim.start()
-
-    yield make
-    for sim in started:
-        sim.stop()
 
 
 def _create(bootstrap: str, topic: str, partitions: int = 1, **config: str) -> None:
