@@ -329,7 +329,11 @@ class Extractor:
         return completion, retries
 
     async def _reserve(self, scopes: tuple[str, ...], worst: float, ledger: _Ledger) -> Any:
-        """Claim spend; a spend-log failure holds the pipeline and retries, never routes."""
+        """Claim spend; a spend-log failure holds the pipeline and retries, never routes.
+
+        Unbounded on purpose (a deployment fault, see :mod:`streams.guard`): the record is
+        not at fault, fetching is paused meanwhile, and a drain can still cancel it.
+        """
         assert self.spend is not None
         delay = self.budgets.backoff_base_s
         while True:

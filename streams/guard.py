@@ -97,7 +97,13 @@ class ProviderGuard:
         self.probe_backoff_max_s = probe_backoff_max_s
         self._clock = clock
         self._sleep = sleep
-        self._window: deque[tuple[float, Hashable, bool]] = deque()
+        # Each record's latest result in the window, kept incrementally so judging an
+        # outage is O(1) per failure (this runs on the hot path of every failed request).
+        self._window: deque[tuple[float, int, Hashable, bool]] = deque()
+        self._latest: dict[Hashable, tuple[int, bool]] = {}
+        self._failing = 0
+        self._seq = 0
+        self._probe_delay = probe_backoff_s
         self._open_until = 0.0
         self._trip_times: deque[float] = deque(maxlen=32)
         self.successes = 0
@@ -155,6 +161,7 @@ class ProviderGuard:
 
     def success(self, record: Hashable) -> None:
         self.successes += 1
+        self._probe_delay = self.probe_backoff_s  # the deployment works: next hold starts low
         self._see(record, ok=True)
 
     def failure(self, record: Hashable, successes_before: int, *, suspect: bool = False) -> bool:
@@ -170,7 +177,7 @@ class ProviderGuard:
         if self._should_open():
             now = self._clock()
             self._open_until = now + self.cool_off_s
-            self._window.clear()
+            self._forget_window()
             self._trip_times.append(now)
             self.trips += 1
             log.warning(
@@ -191,19 +198,32 @@ class ProviderGuard:
 
     def _see(self, record: Hashable, *, ok: bool) -> None:
         now = self._clock()
-        self._window.append((now, record, ok))
+        self._seq += 1
+        previous = self._latest.get(record)
+        if previous is not None and not previous[1]:
+            self._failing -= 1
+        self._latest[record] = (self._seq, ok)
+        if not ok:
+            self._failing += 1
+        self._window.append((now, self._seq, record, ok))
         horizon = now - self.window_s
         while self._window and self._window[0][0] < horizon:
-            self._window.popleft()
+            _t, seq, old, old_ok = self._window.popleft()
+            if self._latest.get(old, (None, True))[0] == seq:  # its latest result left
+                del self._latest[old]
+                if not old_ok:
+                    self._failing -= 1
+
+    def _forget_window(self) -> None:
+        self._window.clear()
+        self._latest.clear()
+        self._failing = 0
 
     def _should_open(self) -> bool:
         if self.is_open:
             return False
-        latest: dict[Hashable, bool] = {}
-        for _t, record, ok in self._window:
-            latest[record] = ok
-        failing = sum(1 for ok in latest.values() if not ok)
-        return failing >= self.min_records and failing >= self.failure_ratio * len(latest)
+        failing = self._failing
+        return failing >= self.min_records and failing >= self.failure_ratio * len(self._latest)
 
     # -- deployment and state faults ---------------------------------------------------
 
@@ -221,7 +241,12 @@ class ProviderGuard:
             self._prober = asyncio.create_task(self._probe_until_clear())
 
     async def _probe_until_clear(self) -> None:
-        delay = self.probe_backoff_s
+        # Unbounded on purpose: a deployment fault lasts until someone fixes the key, model
+        # or ACL (the alert says so), and nothing may be dead-lettered meanwhile. The delay
+        # keeps growing across holds with no success between them, so a probe that passes
+        # while every call still fails (a key that may list models but not call them)
+        # costs one request per capped backoff, not a burst per second.
+        delay = self._probe_delay
         while True:
             await self._sleep(delay)
             if self.probe is None:
@@ -235,6 +260,7 @@ class ProviderGuard:
                 delay = min(delay * 2, self.probe_backoff_max_s)
                 continue
             break
+        self._probe_delay = min(delay * 2, self.probe_backoff_max_s)
         log.warning("pipeline resumed: the probe succeeded (%s cleared)", self.held_reason)
         self.held_reason = None
         self._released.set()

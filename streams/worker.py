@@ -427,6 +427,9 @@ class Worker:
         Faults per :data:`streams.kafka.produce.PRODUCE_ERRORS`: a retriable one is
         retried with backoff, a record fault takes the fallback route once (never loops),
         a deployment fault holds the pipeline while it retries, fencing stops the worker.
+        Retrying has no deadline on purpose: the record is good and its offset stays
+        uncommitted, so the only alternative is losing it; fetching pauses on a hold and a
+        drain can still cancel the wait.
         """
         assert self._producer is not None
         delay, fallen_back = 0.5, False

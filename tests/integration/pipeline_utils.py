@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -110,3 +113,58 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
     return value.isoformat()
+
+
+def write_config(
+    path: Path,
+    bootstrap: str,
+    sim: str,
+    name: str,
+    *,
+    registry: str | None = None,
+    timeout_s: float = 5,
+    **worker: Any,
+) -> Path:
+    """A TOML config for a worker started as a process (`streams run`)."""
+    worker = {"commit_interval_s": 0.2, "max_in_flight": 32, **worker}
+    worker_toml = "\n".join(f"{k} = {json.dumps(v)}" for k, v in worker.items())
+    registry_toml = f'[registry]\nurl = "{registry}"\n' if registry else ""
+    path.write_text(
+        f"""
+[kafka]
+bootstrap_servers = "{bootstrap}"
+
+[llm]
+base_url = "{sim}/v1"
+model = "sim-extractor-1"
+timeout_s = {timeout_s}
+
+{registry_toml}
+[budgets]
+backoff_base_s = 0.05
+backoff_max_s = 1.0
+
+[worker]
+{worker_toml}
+
+[[pipelines]]
+name = "{name}"
+input_topic = "{name}.raw"
+contract = "invoice"
+contract_version = 1
+"""
+    )
+    return path
+
+
+def spawn_worker(config: Path, name: str, log: Path) -> subprocess.Popen[bytes]:
+    """`streams run NAME --config CONFIG` in a child process, output appended to ``log``."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with log.open("ab") as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streams", "run", name, "--config", str(config)],
+            cwd=REPO,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -21,12 +18,13 @@ from streams.devstack.kafka import LocalKafka
 from streams.settings import default_cache_dir
 from tests.integration.kafka_utils import ROUTES, Message, consume_all, produce
 from tests.integration.pipeline_utils import (
-    REPO,
     new_name,
     pipeline_settings,
     run_until,
     settings_for,
+    spawn_worker,
     valid_data,
+    write_config,
 )
 
 pytestmark = pytest.mark.integration
@@ -256,54 +254,6 @@ async def test_deterministic_fault_storm_with_an_outage_phase(
     )
 
 
-def _write_config(
-    path: Path, bootstrap: str, sim: str, name: str, registry: str, **worker: Any
-) -> Path:
-    worker_toml = "\n".join(f"{k} = {json.dumps(v)}" for k, v in worker.items())
-    path.write_text(
-        f"""
-[kafka]
-bootstrap_servers = "{bootstrap}"
-
-[llm]
-base_url = "{sim}/v1"
-model = "sim-extractor-1"
-timeout_s = 5
-
-[registry]
-url = "{registry}"
-
-[budgets]
-backoff_base_s = 0.05
-backoff_max_s = 1.0
-
-[worker]
-commit_interval_s = 0.2
-max_in_flight = 32
-{worker_toml}
-
-[[pipelines]]
-name = "{name}"
-input_topic = "{name}.raw"
-contract = "invoice"
-contract_version = 1
-"""
-    )
-    return path
-
-
-def _spawn_worker(config: Path, name: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with log.open("ab") as sink:
-        return subprocess.Popen(
-            [sys.executable, "-m", "streams", "run", name, "--config", str(config)],
-            cwd=REPO,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-
-
 def _count_outputs(bootstrap: str, name: str) -> int:
     return len(consume_all(bootstrap, [f"{name}.{r}" for r in ROUTES], timeout=10))
 
@@ -349,17 +299,19 @@ def test_worker_killed_mid_flight_loses_nothing(
     extra: dict[str, Any] = {"cache": False}
     if exactly_once:
         extra |= {"exactly_once": True, "instance_id": "w1"}
-    config = _write_config(tmp_path / "w.toml", kafka.bootstrap, sim, name, registry_url, **extra)
+    config = write_config(
+        tmp_path / "w.toml", kafka.bootstrap, sim, name, registry=registry_url, **extra
+    )
     records = _inputs(invoice_samples, 400, keys=40)
     produce(kafka.bootstrap, f"{name}.raw", records)
     log = tmp_path / "worker.log"
-    first = _spawn_worker(config, name, log)
+    first = spawn_worker(config, name, log)
     try:
         _wait_outputs(kafka.bootstrap, name, 60, timeout=120)
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(30)
-    second = _spawn_worker(config, name, log)
+    second = spawn_worker(config, name, log)
     try:
         _wait_outputs(kafka.bootstrap, name, len(records), timeout=240)
     finally:

@@ -23,7 +23,13 @@ from streams.app import build_worker
 from streams.devstack.kafka import LocalKafka
 from streams.settings import default_cache_dir
 from tests.integration.kafka_utils import ROUTES, Message, committed_vs_end, consume_all, produce
-from tests.integration.pipeline_utils import REPO, new_name, run_until, settings_for
+from tests.integration.pipeline_utils import (
+    new_name,
+    run_until,
+    settings_for,
+    spawn_worker,
+    write_config,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -281,30 +287,6 @@ async def test_two_exactly_once_workers_with_one_pid_do_not_fence(
     assert max(_sources(out).values()) == 1
 
 
-def _config(path: Path, bootstrap: str, sim: str, name: str, **worker: Any) -> Path:
-    lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in worker.items())
-    path.write_text(
-        f"""
-[kafka]
-bootstrap_servers = "{bootstrap}"
-
-[llm]
-base_url = "{sim}/v1"
-timeout_s = 300
-
-[worker]
-{lines}
-
-[[pipelines]]
-name = "{name}"
-input_topic = "{name}.raw"
-contract = "invoice"
-contract_version = 1
-"""
-    )
-    return path
-
-
 @pytest.mark.slow
 def test_sigterm_with_64_hanging_calls_exits_inside_the_grace(
     kafka: LocalKafka, invoice_samples: Path, sim_factory: Any, tmp_path: Path
@@ -318,24 +300,18 @@ def test_sigterm_with_64_hanging_calls_exits_inside_the_grace(
         f"{name}.raw",
         [(f"k{i}".encode(), texts[i % len(texts)].encode()) for i in range(80)],
     )
-    config = _config(
+    config = write_config(
         tmp_path / "w.toml",
         kafka.bootstrap,
         sim,
         name,
+        timeout_s=300,
         cache=False,
         max_in_flight=64,
         shutdown_timeout_s=10,
     )
     log = tmp_path / "worker.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streams", "run", name, "--config", str(config)],
-            cwd=REPO,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+    proc = spawn_worker(config, name, log)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
