@@ -8,7 +8,6 @@ that passes the gate is very unlikely to overrun the cap for real.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
@@ -16,18 +15,22 @@ from streams.errors import RecordBudgetExceeded
 
 __all__ = ["BudgetGate", "estimate_tokens"]
 
-_WORD = re.compile(r"[A-Za-z]+|\d|[^\sA-Za-z\d]")
+_LETTERS = re.compile(r"[A-Za-z]+")
 
 
 def estimate_tokens(text: str) -> int:
-    """Estimate BPE tokens offline: letters in ~4-char chunks, each digit and symbol one token."""
-    count = 0
-    for match in _WORD.finditer(text):
-        piece = match.group()
-        count += math.ceil(len(piece) / 4) if piece[0].isalpha() else 1
-    # Whitespace runs and non-ASCII scripts cost extra tokens in most vocabularies.
-    non_ascii = sum(1 for ch in text if ord(ch) > 127)
-    return count + non_ascii // 2 + 4
+    r"""Estimate BPE tokens offline: letters in ~4-char chunks, each digit and symbol one token.
+
+    Whitespace is free; every other character that is not an ASCII letter is one token,
+    and non-ASCII characters cost half a token more. Counted with C-level string methods
+    (it runs on every record): ``str.split`` drops exactly the characters regex ``\s``
+    matches, so this equals a per-token scan with ``[A-Za-z]+|\d|[^\sA-Za-z\d]``.
+    """
+    runs = _LETTERS.findall(text)
+    letters = sum(map(len, runs))
+    nonspace = sum(map(len, text.split()))
+    non_ascii = len(text) - len(text.encode("ascii", "ignore"))
+    return sum((len(r) + 3) // 4 for r in runs) + (nonspace - letters) + non_ascii // 2 + 4
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,11 @@ _PUNCTUATION = str.maketrans(
     }
 )
 
+# ASCII whitespace (what str.isspace() is true for below 128) or a run of anything else.
+_ASCII_PIECE = re.compile(
+    r"(?P<space>[\t\n\x0b\x0c\r\x1c-\x1f ]+)|(?P<word>[^\t\n\x0b\x0c\r\x1c-\x1f ]+)"
+)
+
 # OCR confuses these glyphs; the loose view folds each group to one character.
 _OCR_CONFUSIONS = str.maketrans({"0": "o", "1": "l", "i": "l"})
 
@@ -131,6 +136,28 @@ class _Builder:
                 self.starts.append(start)
                 self.ends.append(end)
 
+    def emit_run(self, source: str, start: int, end: int) -> None:
+        """Emit ``source[start:end]`` character by character, as :meth:`emit` would.
+
+        An ASCII run (most of any document) folds to its lower case with whitespace
+        collapsed, so it is emitted a word at a time; other runs go through
+        :func:`_fold_char` one character at a time.
+        """
+        run = source[start:end]
+        if not run.isascii():
+            for i in range(start, end):
+                self.emit(source[i], i, i + 1)
+            return
+        chars, starts, ends = self.chars, self.starts, self.ends
+        for m in _ASCII_PIECE.finditer(run):
+            a, b = m.start() + start, m.end() + start
+            if m.lastgroup == "space":
+                self.space(a, b)
+            else:
+                chars.extend(m.group().lower())
+                starts.extend(range(a, b))
+                ends.extend(range(a + 1, b + 1))
+
     def space(self, start: int, end: int) -> None:
         if not self.chars:
             return
@@ -157,8 +184,7 @@ def build_view(source: str, *, markup: bool = True) -> TextView:
     for m in matches:
         if m.start() < pos:  # inside a dropped <script>/<style> body
             continue
-        for i in range(pos, m.start()):
-            out.emit(source[i], i, i + 1)
+        out.emit_run(source, pos, m.start())
         pos = m.end()
         entity, tag = m.group("entity"), (m.group("tag") or "").lower()
         if entity:
@@ -167,8 +193,7 @@ def build_view(source: str, *, markup: bool = True) -> TextView:
         elif tag in _INLINE_TAGS:
             continue
         elif tag and tag not in _BLOCK_TAGS:
-            for i in range(m.start(), m.end()):
-                out.emit(source[i], i, i + 1)
+            out.emit_run(source, m.start(), m.end())
         else:
             end = m.end()
             if tag in _DROP_CONTENT and not m.group("close"):
@@ -176,8 +201,7 @@ def build_view(source: str, *, markup: bool = True) -> TextView:
                 end = closing.end() if closing else len(source)
                 pos = end
             out.space(m.start(), end)
-    for i in range(pos, len(source)):
-        out.emit(source[i], i, i + 1)
+    out.emit_run(source, pos, len(source))
     return out.view()
 
 

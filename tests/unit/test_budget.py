@@ -35,3 +35,29 @@ def test_gate_rejects_nonsense_limits() -> None:
     """Zero or negative budgets are a configuration error at construction."""
     with pytest.raises(ValueError, match="positive"):
         BudgetGate(max_input_tokens=0, max_output_tokens=1)
+
+
+def _reference_estimate(text: str) -> int:
+    """The estimate as first written: one regex match per token (slow, obviously right)."""
+    import math
+    import re
+
+    count = 0
+    for match in re.finditer(r"[A-Za-z]+|\d|[^\sA-Za-z\d]", text):
+        piece = match.group()
+        count += math.ceil(len(piece) / 4) if piece[0].isalpha() else 1
+    return count + sum(1 for ch in text if ord(ch) > 127) // 2 + 4
+
+
+def test_fast_estimate_equals_the_per_token_scan() -> None:
+    """The C-level count gives exactly the per-token scan's figure on odd and real text."""
+    import random
+
+    from contracts import SAMPLES_DIR
+
+    rng = random.Random(1)
+    alphabet = "abcXYZ 019\t\n\u00a0\u2003\u3000é漢字٣\u200b!€-_.\x1c\x1d\x1e\x1f\x85"
+    texts = [p.read_text(encoding="utf-8") for p in SAMPLES_DIR.rglob("*.txt")]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 300))) for _ in range(500)]
+    for text in texts:
+        assert estimate_tokens(text) == _reference_estimate(text), repr(text[:80])

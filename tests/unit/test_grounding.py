@@ -464,3 +464,22 @@ def test_report_command_prints_a_table_and_writes_json(
     assert main(["--json", str(out)]) == 0
     assert "invoice" in capsys.readouterr().out
     assert json.loads(out.read_text("utf-8"))["contracts"]["invoice"]["documents"] >= 20
+
+
+def test_run_emission_equals_character_emission() -> None:
+    """Emitting a run a word at a time gives exactly the per-character view (spans included)."""
+    import random
+
+    from contracts import SAMPLES_DIR
+    from streams.grounding._view import _Builder
+
+    rng = random.Random(3)
+    alphabet = "aZ09 .,-\t\n\r\x0b\x0c\x1c\x1f\x7f\x01é\u2013\u2019ﬁ\u00a0\u200b漢"
+    texts = [p.read_text(encoding="utf-8") for p in SAMPLES_DIR.rglob("*.txt")]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 200))) for _ in range(500)]
+    for text in texts:
+        fast, slow = _Builder(), _Builder()
+        fast.emit_run(text, 0, len(text))
+        for i, ch in enumerate(text):
+            slow.emit(ch, i, i + 1)
+        assert (fast.chars, fast.starts, fast.ends) == (slow.chars, slow.starts, slow.ends)
