@@ -280,9 +280,14 @@ class Extractor:
             await self._store(key, extraction, document.text)
             return extraction
         assert last_error is not None
+        # A last answer that was cut off or unparseable has no field errors to name, so
+        # its kind is the reason (else the reason would read "contract:" and nothing).
+        history = self._history(ledger, last_error)
+        if not isinstance(last_error, ContractViolation):
+            history["reason"] = _kind(last_error)
         raise AttemptsExhausted(
             f"no valid answer after {self.budgets.max_attempts} attempt(s): {last_error.message}",
-            **self._history(ledger, last_error),
+            **history,
         )
 
     def _history(self, ledger: _Ledger, last_error: OutputError | None) -> dict[str, Any]:
@@ -561,6 +566,11 @@ class Extractor:
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.budgets.backoff_max_s))
         return delay
+
+
+def _kind(error: OutputError) -> str:
+    """``truncated`` or ``malformed``: the outcome names an attempt log uses too."""
+    return "truncated" if isinstance(error, TruncatedOutput) else "malformed"
 
 
 def answer_json(record: BaseModel) -> dict[str, Any]:

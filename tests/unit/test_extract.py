@@ -281,3 +281,12 @@ async def test_cache_hit_makes_no_call_and_reuses_grounding_for_identical_text()
     assert moved.grounding is not None
     assert first.grounding is not None
     assert [f.span for f in moved.grounding.fields] != [f.span for f in first.grounding.fields]
+
+
+async def test_exhausted_on_a_cut_off_answer_names_it() -> None:
+    """Attempts ending in a truncated answer give reason "truncated", not an empty list."""
+    provider = ScriptedProvider([answer(GOOD[:5], finish="length")])
+    with pytest.raises(AttemptsExhausted) as info:
+        await _extractor(provider, max_attempts=2).extract(DOC)
+    assert info.value.context["reason"] == "truncated"
+    assert info.value.errors == ()
