@@ -38,10 +38,11 @@ def pipeline_settings(
     worker: dict[str, Any] | None = None,
     llm: dict[str, Any] | None = None,
     contract: tuple[str, int] = ("invoice", 1),
+    kafka_opts: dict[str, Any] | None = None,
 ) -> Settings:
     return load_settings(
         None,
-        kafka={"bootstrap_servers": bootstrap},
+        kafka={"bootstrap_servers": bootstrap, **(kafka_opts or {})},
         llm={
             "base_url": f"{sim_url}/v1",
             "model": "sim-extractor-1",

@@ -337,3 +337,52 @@ def test_sigterm_with_64_hanging_calls_exits_inside_the_grace(
     assert proc.returncode == 0, text[-3000:]
     assert "Unclosed" not in text, text[-3000:]
     assert committed_vs_end(kafka.bootstrap, f"streams.{name}", f"{name}.raw")[0] == 0
+
+
+async def test_a_revoke_drains_for_a_bounded_time_then_hands_over(
+    kafka: LocalKafka, invoice_samples: Path, sim_factory: Any
+) -> None:
+    """Calls hanging 60 s: a second member joins, the revoke gives up after its bound."""
+    sim = sim_factory(fixture_dirs=[invoice_samples], latency_ms=60_000)
+    name = new_name("revoke")
+    _create(kafka.bootstrap, f"{name}.raw", partitions=4)
+    texts = _texts(invoice_samples)
+    produce(
+        kafka.bootstrap,
+        f"{name}.raw",
+        [(f"k{i}".encode(), texts[i % len(texts)].encode()) for i in range(40)],
+    )
+
+    def member() -> Any:
+        settings = settings_for(
+            kafka,
+            sim,
+            name,
+            llm={"timeout_s": 120},
+            kafka_opts={"rebalance_timeout_ms": 10_000, "session_timeout_ms": 10_000},
+            worker={"cache": False, "shutdown_timeout_s": 6, "revoke_drain_fraction": 0.4},
+        )
+        return build_worker(settings, name, registry=SchemaRegistryClient.new_client(MOCK_REGISTRY))
+
+    first, second = member(), member()
+    assert first.revoke_timeout_s == pytest.approx(4.0)
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(first.run(stop))]
+    try:
+        async with asyncio.timeout(60):
+            while first._tracker.in_flight() < 20:
+                await asyncio.sleep(0.2)
+            joined = time.monotonic()
+            tasks.append(asyncio.create_task(second.run(stop)))
+            while not (second._consumer and second._consumer.assignment()):
+                assert not any(t.done() for t in tasks)
+                await asyncio.sleep(0.1)
+            handover_s = time.monotonic() - joined
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+        for w in (first, second):
+            await w.pipeline.extractor.provider.aclose()
+    assert first.stats.cancelled > 0, "the revoke should have given up on the hanging calls"
+    assert handover_s < 10.0, f"the new member waited {handover_s:.1f}s (rebalance timeout 10s)"
+    assert first.stats.total_out == second.stats.total_out == 0  # nothing half-done was produced
