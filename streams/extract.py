@@ -22,7 +22,6 @@ prompt that keyed a cache entry is never modified afterwards.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import random
@@ -34,13 +33,14 @@ from typing import Any
 from pydantic import BaseModel
 
 from contracts.base import ContractVersion
+from streams.attempts import Attempt, Extraction, build_messages, reask
 from streams.budget import BudgetGate, estimate_tokens
+from streams.cache_entry import decode_entry, encode_entry
 from streams.cache_key import CacheKeyParts, cache_key
 from streams.envelope import Document
 from streams.errors import (
     AttemptsExhausted,
     ContractViolation,
-    FieldError,
     MalformedOutput,
     OutputError,
     ProviderDeploymentFault,
@@ -59,60 +59,13 @@ from streams.protocols import ResultCache, SpendGuard
 from streams.providers.base import ChatMessage, Completion, CompletionRequest, Provider
 from streams.repair import repair
 from streams.settings import BudgetSettings, Price
-from streams.textnorm import normalize_text
 from streams.validate import validate
 
-__all__ = ["Attempt", "Extraction", "Extractor", "build_messages"]
+__all__ = ["Attempt", "Extraction", "Extractor", "build_messages"]  # the first two re-exported
 
 log = logging.getLogger("streams.extract")
 
 Sleep = Callable[[float], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """What one model answer was and why it was not accepted (if it wasn't)."""
-
-    number: int
-    input_tokens: int
-    output_tokens: int
-    finish_reason: str
-    model_reported: str
-    latency_ms: float
-    outcome: str  # "valid" | "truncated" | "malformed" | "contract_violation"
-    errors: tuple[FieldError, ...] = ()
-    transient_retries: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "number": self.number,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "finish_reason": self.finish_reason,
-            "model_reported": self.model_reported,
-            "latency_ms": round(self.latency_ms, 3),
-            "outcome": self.outcome,
-            "errors": [e.as_dict() for e in self.errors],
-            "transient_retries": self.transient_retries,
-        }
-
-
-@dataclass(frozen=True)
-class Extraction:
-    """A record that passed the contract, and what it took to get it."""
-
-    record: BaseModel
-    attempts: tuple[Attempt, ...]
-    repairs: tuple[str, ...]
-    input_tokens: int
-    output_tokens: int
-    cost_usd: float
-    latency_ms: float
-    model_reported: str
-    last_output: str
-    cache_hit: bool = False
-    statuses: tuple[str, ...] = ()
-    grounding: Grounding | None = None
 
 
 @dataclass
@@ -130,28 +83,6 @@ class _Ledger:
     @property
     def tokens(self) -> int:
         return self.input_tokens + self.output_tokens
-
-
-def build_messages(contract: ContractVersion, document: Document) -> tuple[ChatMessage, ...]:
-    """The first-attempt prompt: the contract's system turn and the document."""
-    return (
-        ChatMessage("system", contract.prompt.system_message()),
-        ChatMessage("user", f"<document>\n{normalize_text(document.text)}\n</document>"),
-    )
-
-
-def _reask(
-    messages: tuple[ChatMessage, ...], output: str, error: OutputError
-) -> tuple[ChatMessage, ...]:
-    if isinstance(error, ContractViolation):
-        lines = [f"- {e.path}: {e.message} (type={e.type}, value={e.value})" for e in error.errors]
-        feedback = "Your previous answer failed validation:\n" + "\n".join(lines)
-    elif isinstance(error, TruncatedOutput):
-        feedback = "Your previous answer was cut off. Answer again, completely and concisely."
-    else:
-        feedback = f"Your previous answer was not a JSON object ({error.message})."
-    feedback += "\nReturn the corrected JSON object only, using only facts from the document."
-    return (*messages, ChatMessage("assistant", output), ChatMessage("user", feedback))
 
 
 class Extractor:
@@ -234,7 +165,7 @@ class Extractor:
             if self.on_cache_lookup is not None:
                 self.on_cache_lookup(hit is not None)
             if hit is not None:
-                cached = self._from_cache(hit, document.text)
+                cached = decode_entry(hit, self.contract.model, document.text)
                 if cached is not None:
                     return cached
         scopes = ("pipeline",) + ((f"tenant:{document.tenant}",) if document.tenant else ())
@@ -261,7 +192,7 @@ class Extractor:
             except OutputError as exc:
                 ledger.attempts.append(self._attempt(number, completion, exc, retries))
                 last_error = exc
-                messages = _reask(messages, completion.text, exc)
+                messages = reask(messages, completion.text, exc)
                 continue
             ledger.attempts.append(self._attempt(number, completion, None, retries))
             extraction = Extraction(
@@ -357,63 +288,10 @@ class Extractor:
     async def _store(self, key: str, extraction: Extraction, text: str) -> None:
         if self.cache is None:
             return
-        value = json.dumps(
-            {
-                "record": json.loads(extraction.record.model_dump_json()),
-                "model_reported": extraction.model_reported,
-                "input_tokens": extraction.input_tokens,
-                "output_tokens": extraction.output_tokens,
-                "cost_usd": extraction.cost_usd,
-                "repairs": list(extraction.repairs),
-                "attempts": len(extraction.attempts),
-                # Spans index the exact text; reuse them only for byte-identical text.
-                "text_sha256": hashlib.sha256(text.encode()).hexdigest(),
-                "grounding": extraction.grounding.as_dict() if extraction.grounding else None,
-            },
-            sort_keys=True,
-        ).encode()
         try:
-            await self.cache.put(key, value)
+            await self.cache.put(key, encode_entry(extraction, text))
         except StateStoreError as exc:
             log.warning("result cache write failed; continuing without it: %s", exc)
-
-    def _from_cache(self, value: bytes, text: str | None = None) -> Extraction | None:
-        try:
-            data = json.loads(value)
-            record = self.contract.model.model_validate_json(
-                json.dumps(data["record"]), strict=True
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            # A stale or corrupt entry is a miss, never a wrong record.
-            log.warning("ignoring unusable cache entry: %s", exc)
-            return None
-        return Extraction(
-            record=record,
-            attempts=(),
-            repairs=tuple(data.get("repairs", ())),
-            input_tokens=0,
-            output_tokens=0,
-            cost_usd=0.0,
-            latency_ms=0.0,
-            model_reported=str(data.get("model_reported", "")),
-            last_output="",
-            cache_hit=True,
-            grounding=self._cached_grounding(data, record, text),
-        )
-
-    @staticmethod
-    def _cached_grounding(
-        data: dict[str, Any], record: BaseModel, text: str | None
-    ) -> Grounding | None:
-        if text is None:
-            return None
-        stored = data.get("grounding")
-        if stored and data.get("text_sha256") == hashlib.sha256(text.encode()).hexdigest():
-            try:
-                return Grounding.from_dict(stored)
-            except (KeyError, TypeError, ValueError):
-                pass  # an older or odd entry: recompute below
-        return ground(record, text)
 
     def _accept(
         self, completion: Completion, document: Document
