@@ -36,12 +36,13 @@ from aiokafka.errors import CommitFailedError, KafkaError, ProducerFenced
 
 from streams.envelope import RawRecord
 from streams.errors import Route
-from streams.guard import GuardState
+from streams.kafka.output import Output
 from streams.kafka.produce import ProduceFault, classify_produce_error, output_size_limit
 from streams.kafka.rescue import UNPARSEABLE_FETCH, read_at
-from streams.metrics import Metrics, field_label
+from streams.metrics import Metrics
 from streams.offsets import KeyedChains, OffsetTracker
 from streams.pipeline import Outcome, Pipeline
+from streams.reporting import WorkerReport
 from streams.settings import Settings
 from streams.state.admin import TopicSpec, ensure_topics, max_message_bytes, partition_count
 
@@ -115,14 +116,17 @@ class Worker:
         self.instance_id = worker.instance_id
         self.group_id = f"{kafka.group_prefix}.{pipeline.name}"
         self.guard = pipeline.extractor.guard
-        self.output_limit = output_size_limit(kafka.max_request_size, None)
         self.stats = WorkerStats()
-        self._labels = (
-            pipeline.name,
-            pipeline.extractor.provider.name,
-            pipeline.extractor.provider.model,
+        self.report = WorkerReport(self.metrics, pipeline)
+        #: Fits every outcome under the output limit and produces it (retries, fallbacks).
+        self.output = Output(
+            pipeline,
+            self.guard,
+            self.metrics,
+            output_size_limit(kafka.max_request_size, None),
+            on_fallback=self._count_fallback,
         )
-        pipeline.extractor.on_cache_lookup = self._cache_lookup
+        pipeline.extractor.on_cache_lookup = self.report.cache_lookup
         self._tracker = OffsetTracker()
         self._chains = KeyedChains()
         self._slots = asyncio.Semaphore(settings.worker.max_in_flight)
@@ -130,8 +134,6 @@ class Worker:
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._paused = False
-        self._guard_state = GuardState.CLOSED
-        self._trips_seen = 0
         # Exactly-once mode: finished outcomes wait here for the next transaction.
         self._finished: dict[TopicPartition, dict[int, tuple[RawRecord, Outcome, float]]] = {}
         self._txn_lock = asyncio.Lock()
@@ -210,14 +212,14 @@ class Worker:
         await ensure_topics(bootstrap, [TopicSpec(t, parts or -1) for t in topics])
         limits = await max_message_bytes(bootstrap, topics)
         smallest = min(limits.values()) if limits else None
-        self.output_limit = output_size_limit(self.settings.kafka.max_request_size, smallest)
+        self.output.limit = output_size_limit(self.settings.kafka.max_request_size, smallest)
         if smallest is not None and smallest < self.settings.kafka.max_request_size:
             log.info(
                 "output topics accept %d bytes (max.message.bytes), below kafka.max_request_size "
                 "%d; outcomes over %d bytes go to the DLQ as output_too_large",
                 smallest,
                 self.settings.kafka.max_request_size,
-                self.output_limit,
+                self.output.limit,
             )
 
     async def _loop(self, stop: asyncio.Event) -> None:
@@ -226,7 +228,7 @@ class Worker:
         last_commit = time.monotonic()
         self.ready.set()
         while not stop.is_set():
-            self._watch_guard()
+            self.report.guard(self.guard)
             self._apply_backpressure()
             try:
                 batches = await self._consumer.getmany(timeout_ms=200, max_records=500)
@@ -257,20 +259,6 @@ class Worker:
             self._consumer.resume(*assignment)
             self._paused = False
             self.metrics.paused.labels(self.pipeline.name).set(0)
-
-    def _watch_guard(self) -> None:
-        """Mirror the guard's state in metrics (the guard itself logs the transitions)."""
-        guard, (pipe, provider, _model) = self.guard, self._labels
-        if guard.trips != self._trips_seen:
-            self.metrics.circuit_trips.labels(pipe).inc(guard.trips - self._trips_seen)
-            self._trips_seen = guard.trips
-        state = guard.state
-        if state is self._guard_state:
-            return
-        self._guard_state = state
-        self.metrics.circuit_open.labels(pipe, provider).set(1 if state is GuardState.OPEN else 0)
-        self.metrics.held.labels(pipe, "provider").set(1 if guard.held_reason else 0)
-        self.metrics.held.labels(pipe, "state").set(1 if guard.state_fault else 0)
 
     # -- per record -------------------------------------------------------------------
 
@@ -342,14 +330,15 @@ class Worker:
                     outcome = await self.pipeline.process(raw)
             finally:
                 self.metrics.in_flight.labels(self.pipeline.name).dec()
-            self._observe(outcome)
-            outcome = self._fit(raw, outcome)
+            self.report.observed(outcome)
+            outcome = self.output.fit(raw, outcome)
             if self.exactly_once:
                 # Produced later, inside the transaction that also commits its offset.
                 self._finished.setdefault(tp, {})[raw.offset] = (raw, outcome, started)
                 self._tracker.done(tp, raw.offset)
             else:
-                outcome = await self._deliver(raw, outcome)
+                assert self._producer is not None
+                outcome = await self.output.deliver(self._producer, raw, outcome)
                 self._tracker.done(tp, raw.offset)
                 self._delivered(raw, outcome, started)
         except asyncio.CancelledError:
@@ -357,29 +346,6 @@ class Worker:
             raise
         finally:
             self._chains.release(chain_key, mine)
-
-    def _cache_lookup(self, hit: bool) -> None:
-        self.metrics.cache_lookups.labels(self.pipeline.name).inc()
-        if hit:
-            self.metrics.cache_hits.labels(self.pipeline.name).inc()
-
-    def _observe(self, outcome: Outcome) -> None:
-        """Per-record model metrics, from the outcome's attempt log."""
-        m, (pipe, provider, model) = self.metrics, self._labels
-        contract = self.pipeline.contract.ref
-        for status in outcome.request_statuses:
-            m.model_requests.labels(pipe, provider, model, status).inc()
-        for attempt in outcome.attempt_log:
-            m.attempts.labels(pipe).inc()
-            m.request_seconds.labels(pipe, provider, model).observe(attempt.latency_ms / 1000)
-            for err in attempt.errors:
-                m.validation_errors.labels(pipe, contract, field_label(err.path), err.type).inc()
-        m.tokens.labels(pipe, "input").inc(outcome.input_tokens)
-        m.tokens.labels(pipe, "output").inc(outcome.output_tokens)
-        m.cost.labels(pipe).inc(outcome.cost_usd)
-        m.record_cost.labels(pipe).observe(outcome.cost_usd)
-        if outcome.coverage is not None:
-            m.grounding.labels(pipe).observe(outcome.coverage)
 
     def _delivered(self, raw: RawRecord, outcome: Outcome, started: float) -> None:
         route = outcome.route.value
@@ -396,72 +362,12 @@ class Worker:
             },
         )
         self.stats.produced[route] = self.stats.produced.get(route, 0) + 1
-        self.metrics.records_out.labels(self.pipeline.name, route).inc()
-        self.metrics.record_seconds.labels(self.pipeline.name, route).observe(
-            time.monotonic() - started
-        )
+        self.report.routed(route, time.monotonic() - started)
         if self.on_outcome is not None:
             self.on_outcome(raw, outcome)
 
-    def _fit(self, raw: RawRecord, outcome: Outcome) -> Outcome:
-        """``outcome``, or its small DLQ fallback when it is over the output size limit."""
-        if outcome.size <= self.output_limit:
-            return outcome
-        return self._fallback(raw, outcome, f"{outcome.size} bytes")
-
-    def _fallback(self, raw: RawRecord, outcome: Outcome, why: str) -> Outcome:
+    def _count_fallback(self) -> None:
         self.stats.too_large += 1
-        self.metrics.too_large.labels(self.pipeline.name, outcome.route.value).inc()
-        log.warning(
-            "%s outcome of %s does not fit its topic (%s); sending it to the DLQ as "
-            "output_too_large with a reference to the input",
-            outcome.route.value,
-            raw.coordinates,
-            why,
-        )
-        return self.pipeline.too_large(raw, outcome, self.output_limit)
-
-    async def _deliver(self, raw: RawRecord, outcome: Outcome) -> Outcome:
-        """Produce ``outcome`` and wait for the ack; return the outcome actually produced.
-
-        Faults per :data:`streams.kafka.produce.PRODUCE_ERRORS`: a retriable one is
-        retried with backoff, a record fault takes the fallback route once (never loops),
-        a deployment fault holds the pipeline while it retries, fencing stops the worker.
-        Retrying has no deadline on purpose: the record is good and its offset stays
-        uncommitted, so the only alternative is losing it; fetching pauses on a hold and a
-        drain can still cancel the wait.
-        """
-        assert self._producer is not None
-        delay, fallen_back = 0.5, False
-        while True:
-            try:
-                ack = await self._producer.send(
-                    outcome.topic, outcome.value, key=outcome.key, headers=list(outcome.headers)
-                )
-                await ack
-                self.guard.state_ok()
-                return outcome
-            except KafkaError as exc:
-                fault = classify_produce_error(exc)
-                self.metrics.produce_errors.labels(self.pipeline.name, fault.value).inc()
-                if fault is ProduceFault.FENCED:
-                    raise
-                if fault is ProduceFault.RECORD and not fallen_back:
-                    outcome, fallen_back = self._fallback(raw, outcome, repr(exc)), True
-                    continue
-                if fault is not ProduceFault.RETRIABLE:
-                    # A missing ACL, or a DLQ that refuses even the small fallback: the
-                    # deployment must change. Hold (fetching pauses) and keep trying.
-                    self.guard.state_failed(f"producing to {outcome.topic} failed: {exc!r}")
-                log.warning(
-                    "produce to %s failed (%s, %s); retrying in %.1fs",
-                    outcome.topic,
-                    exc,
-                    fault.value,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
 
     # -- commits and rebalances -------------------------------------------------------
 
@@ -487,24 +393,15 @@ class Worker:
             return
         self._tracker.mark_committed(dict(offsets))
         self.stats.commits += 1
-        self._update_gauges(offsets)
+        self._gauges(offsets)
 
-    def _update_gauges(self, offsets: dict[TopicPartition, int]) -> None:
+    def _gauges(self, offsets: dict[TopicPartition, int]) -> None:
         assert self._consumer is not None
         for tp, committed in offsets.items():
             high = self._consumer.highwater(tp)
             if high is not None:
-                self.metrics.lag.labels(self.pipeline.name, str(tp.partition)).set(
-                    max(0, high - committed)
-                )
-        spend = self.pipeline.extractor.spend
-        if spend is not None:
-            left = spend.remaining("pipeline")
-            if left is not None:
-                self.metrics.budget_remaining.labels(self.pipeline.name, "pipeline").set(left)
-            cap = self.settings.budgets.spend_cap_usd
-            if cap is not None:
-                self.metrics.budget_cap.labels(self.pipeline.name, "pipeline").set(cap)
+                self.report.lag(tp.partition, high, committed)
+        self.report.spend(self.pipeline.extractor.spend, self.settings.budgets.spend_cap_usd)
 
     async def _commit_transaction(self, offsets: dict[TopicPartition, int]) -> None:
         """Produce finished outcomes below each commit point and commit offsets atomically.
@@ -549,7 +446,7 @@ class Worker:
             except _Refused:
                 for tp, off, exc in refused:
                     raw, outcome, started = self._finished[tp][off]
-                    fallback = self._fallback(raw, outcome, repr(exc))
+                    fallback = self.output.fallback(raw, outcome, repr(exc))
                     self._finished[tp][off] = (raw, fallback, started)
                 log.warning("transaction aborted: %d outcome(s) refused; retrying", len(refused))
                 return
@@ -570,7 +467,7 @@ class Worker:
                 self._delivered(raw, outcome, started)
             self._tracker.mark_committed(dict(offsets))
             self.stats.commits += 1
-            self._update_gauges(offsets)
+            self._gauges(offsets)
 
     async def drain(self, tps: set[TopicPartition], timeout: float | None = None) -> None:
         """Finish in-flight work of ``tps`` within ``timeout``; cancel the rest; commit.

@@ -1,0 +1,107 @@
+"""The output path of one pipeline: fit each outcome under the size limit, produce it.
+
+An outcome larger than :attr:`Output.limit` (``kafka.max_request_size``, lowered
+to the output topics' ``max.message.bytes`` at start-up) takes its fallback route:
+a small DLQ envelope, ``output_too_large``, that keeps the reference to the input.
+Produce errors are classified by :mod:`streams.kafka.produce`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from streams.envelope import RawRecord
+from streams.guard import ProviderGuard
+from streams.kafka.produce import ProduceFault, classify_produce_error
+from streams.metrics import Metrics
+from streams.pipeline import Outcome, Pipeline
+
+__all__ = ["Output"]
+
+log = logging.getLogger("streams.worker")
+
+
+class Output:
+    """Fits and produces the outcomes of ``pipeline`` (non-transactional path)."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        guard: ProviderGuard,
+        metrics: Metrics,
+        limit: int,
+        *,
+        on_fallback: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.guard = guard
+        self.metrics = metrics
+        #: The largest key+value+headers an outcome may have.
+        self.limit = limit
+        self.on_fallback = on_fallback
+
+    def fit(self, raw: RawRecord, outcome: Outcome) -> Outcome:
+        """``outcome``, or its small DLQ fallback when it is over the output size limit."""
+        if outcome.size <= self.limit:
+            return outcome
+        return self.fallback(raw, outcome, f"{outcome.size} bytes")
+
+    def fallback(self, raw: RawRecord, outcome: Outcome, why: str) -> Outcome:
+        self.on_fallback()
+        self.metrics.too_large.labels(self.pipeline.name, outcome.route.value).inc()
+        log.warning(
+            "%s outcome of %s does not fit its topic (%s); sending it to the DLQ as "
+            "output_too_large with a reference to the input",
+            outcome.route.value,
+            raw.coordinates,
+            why,
+        )
+        return self.pipeline.too_large(raw, outcome, self.limit)
+
+    async def deliver(
+        self, producer: AIOKafkaProducer, raw: RawRecord, outcome: Outcome
+    ) -> Outcome:
+        """Produce ``outcome`` and wait for the ack; return the outcome actually produced.
+
+        Faults per :data:`streams.kafka.produce.PRODUCE_ERRORS`: a retriable one is
+        retried with backoff, a record fault takes the fallback route once (never loops),
+        a deployment fault holds the pipeline while it retries, fencing stops the worker.
+        Retrying has no deadline on purpose: the record is good and its offset stays
+        uncommitted, so the only alternative is losing it; fetching pauses on a hold and a
+        drain can still cancel the wait.
+        """
+        delay, fallen_back = 0.5, False
+        while True:
+            try:
+                ack = await producer.send(
+                    outcome.topic, outcome.value, key=outcome.key, headers=list(outcome.headers)
+                )
+                await ack
+                self.guard.state_ok()
+                return outcome
+            except KafkaError as exc:
+                fault = classify_produce_error(exc)
+                self.metrics.produce_errors.labels(self.pipeline.name, fault.value).inc()
+                if fault is ProduceFault.FENCED:
+                    raise
+                if fault is ProduceFault.RECORD and not fallen_back:
+                    outcome, fallen_back = self.fallback(raw, outcome, repr(exc)), True
+                    continue
+                if fault is not ProduceFault.RETRIABLE:
+                    # A missing ACL, or a DLQ that refuses even the small fallback: the
+                    # deployment must change. Hold (fetching pauses) and keep trying.
+                    self.guard.state_failed(f"producing to {outcome.topic} failed: {exc!r}")
+                log.warning(
+                    "produce to %s failed (%s, %s); retrying in %.1fs",
+                    outcome.topic,
+                    exc,
+                    fault.value,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
