@@ -23,7 +23,7 @@ from streams.encode import AvroWireEncoder
 from streams.envelope import RawRecord
 from streams.extract import Extractor
 from streams.pipeline import DEFAULT_MAX_EMBEDDED_BYTES, Outcome, Pipeline
-from streams.replay import RedriveResult, redrive
+from streams.redrive import RedriveResult, redrive
 from streams.settings import BudgetSettings, PipelineSettings
 from tests.fakes import ScriptedProvider, answer
 from tests.integration.pipeline_utils import new_name

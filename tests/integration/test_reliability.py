@@ -11,7 +11,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from streams.app import build_worker
 from streams.devstack.kafka import CONSUMER_GROUPS_MAIN, LocalKafka, run_kafka_tool
 from streams.errors import ConfigError
-from streams.replay import redrive, reset_offsets
+from streams.redrive import redrive
+from streams.replay import reset_offsets
 from streams.textnorm import text_sha256
 from tests.integration.kafka_utils import ROUTES, consume_all, produce
 from tests.integration.pipeline_utils import (
