@@ -721,6 +721,14 @@ def _envelope(kind: str) -> dict[str, Any]:
             "source": {"mailbox": "ap@example.com", "received": "2024-03-05"},
             "tenant": "acme",
         },
+        "provider_statuses": ["200", "500", "200"],
+        "headers": [
+            {"key": "traceparent", "value_b64": "MDA="},
+            {"key": "empty", "value_b64": None},
+        ],
+        "input_sha256": "ab" * 32,
+        "input_bytes": 11,
+        "truncated": False,
     }
     if kind == "over-budget":
         body["budget"] = {"name": "record_tokens", "limit": 4000, "used": 5210}
