@@ -285,7 +285,12 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
             raise ConfigError(f"config file {path} not found; pass an existing --config") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    data.update(overrides)
+    for group, value in overrides.items():
+        # An override of one key of a group (``--bootstrap``) keeps the file's other keys.
+        if isinstance(value, dict) and isinstance(data.get(group), dict):
+            data[group] = {**data[group], **value}
+        else:
+            data[group] = value
     try:
         return Settings(**data)
     except ValidationError as exc:
