@@ -55,7 +55,7 @@ def test_suspects_are_no_evidence_of_an_outage() -> None:
 
 
 def test_judging_stays_linear_in_the_number_of_requests() -> None:
-    """Reporting twice as many results in the window does about twice the work, not four."""
+    """Four times as many results in the window cost about four times the work, not 16."""
     import time
 
     def run(n: int) -> float:
@@ -67,5 +67,5 @@ def test_judging_stays_linear_in_the_number_of_requests() -> None:
         return time.perf_counter() - started
 
     run(2000)  # warm up
-    small, large = min(run(20_000) for _ in range(3)), min(run(40_000) for _ in range(3))
-    assert large < small * 3.5  # quadratic would be ~4x
+    small, large = min(run(10_000) for _ in range(3)), min(run(40_000) for _ in range(3))
+    assert large < small * 9  # linear is ~4x, quadratic ~16x
