@@ -143,11 +143,18 @@ def build_worker(
     )
 
 
-async def run_worker(settings: Settings, name: str, stop: asyncio.Event) -> None:
-    """Run one pipeline's worker until ``stop`` is set."""
+async def run_worker(
+    settings: Settings, name: str, stop: asyncio.Event, *, serve_metrics: bool = True
+) -> None:
+    """Run one pipeline's worker until ``stop`` is set.
+
+    ``serve_metrics=False`` is for a child of ``streams run --processes N``
+    (:mod:`streams.supervisor`): its metrics go to the supervisor's multiprocess
+    directory and the supervisor serves the one ``worker.metrics_port``.
+    """
     metrics = Metrics()
     stop_metrics = None
-    if settings.worker.metrics_port:
+    if serve_metrics and settings.worker.metrics_port:
         stop_metrics = metrics.serve(settings.worker.metrics_port, settings.worker.metrics_host)
     worker = build_worker(settings, name, metrics=metrics)
     try:

@@ -35,12 +35,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "run",
         help="run a pipeline worker",
         description="Consume the pipeline's raw topic and route every record to exactly one of "
-        "<pipeline>.valid|invalid|over-budget|dlq. Stops cleanly on SIGINT/SIGTERM.",
+        "<pipeline>.valid|invalid|over-budget|dlq. Stops cleanly on SIGINT/SIGTERM. With "
+        "--processes N, one supervisor runs N worker processes, each an ordinary member of the "
+        "consumer group <group_prefix>.<pipeline>.",
     )
     run.add_argument("pipeline", help="pipeline name from the config")
     _config_arg(run)
     run.add_argument("--bootstrap", help="override kafka.bootstrap_servers")
     run.add_argument("--log-level", default="INFO", help="log level (default INFO)")
+    run.add_argument(
+        "--processes",
+        type=_at_least_one,
+        default=1,
+        metavar="N",
+        help="worker processes on this machine (default 1: the worker runs in this process). "
+        "With N > 1 this process supervises them: each child gets worker.instance_id (or the "
+        "host name) + '-' + its index, a crashed child is restarted with backoff (1 s doubling "
+        "to 30 s), SIGINT/SIGTERM is forwarded to all and the stop takes at most "
+        "worker.shutdown_timeout_s + 8 s, and worker.metrics_port serves all children's "
+        "metrics (Prometheus multiprocess mode)",
+    )
+    # Set by the supervisor (streams.supervisor) on each child it starts.
+    run.add_argument("--child-index", type=int, default=None, help=argparse.SUPPRESS)
+    run.add_argument("--supervisor-pid", type=int, default=None, help=argparse.SUPPRESS)
     run.set_defaults(func=_run)
 
     produce = sub.add_parser(
@@ -132,6 +149,16 @@ def _datetime(text: str) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
 def _partition_offset(text: str) -> tuple[int, int]:
     try:
         part, off = text.split(":")
@@ -181,22 +208,73 @@ def _redrive(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from streams.app import run_worker
     from streams.logs import configure_logging
 
+    if args.child_index is not None:
+        return _run_child(args)
     settings = _settings_for(args)
     settings.pipeline(args.pipeline)
     configure_logging(args.log_level)
+    if args.processes > 1:
+        from streams.supervisor import Supervisor
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await run_worker(settings, args.pipeline, stop)
-
-    asyncio.run(main())
+        supervisor = Supervisor(
+            settings, args.pipeline, processes=args.processes, argv=_child_argv(args)
+        )
+        return supervisor.run()
+    asyncio.run(_run_until_signal(settings, args.pipeline))
     return 0
+
+
+def _child_argv(args: argparse.Namespace) -> list[str]:
+    """The command a supervisor's child runs: this ``run`` with one process."""
+    argv = [sys.executable, "-m", "streams", "run", args.pipeline, "--log-level", args.log_level]
+    if args.config is not None:
+        argv += ["--config", str(args.config.resolve())]
+    if args.bootstrap:
+        argv += ["--bootstrap", args.bootstrap]
+    return argv
+
+
+def _run_child(args: argparse.Namespace) -> int:
+    """One worker of ``--processes N``: no metrics port, stops when the supervisor is gone."""
+    from streams.logs import configure_logging
+    from streams.supervisor import CONFIG_ERROR_EXIT
+
+    try:
+        settings = _settings_for(args)
+        settings.pipeline(args.pipeline)
+        configure_logging(args.log_level)
+        asyncio.run(
+            _run_until_signal(settings, args.pipeline, child=True, supervisor=args.supervisor_pid)
+        )
+    except ConfigError as exc:
+        # stdout is the supervisor's status channel: it fails with this one line, once,
+        # instead of every child printing it.
+        print(exc, flush=True)
+        return CONFIG_ERROR_EXIT
+    return 0
+
+
+async def _run_until_signal(
+    settings: Settings, name: str, *, child: bool = False, supervisor: int | None = None
+) -> None:
+    from streams.app import run_worker
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    watcher = None
+    if supervisor is not None:
+        from streams.supervisor import watch_parent
+
+        watcher = asyncio.create_task(watch_parent(stop, supervisor))
+    try:
+        await run_worker(settings, name, stop, serve_metrics=not child)
+    finally:
+        if watcher is not None:
+            watcher.cancel()
 
 
 def _produce(args: argparse.Namespace) -> int:

@@ -1,34 +1,55 @@
 """Prometheus metrics. One object, injected; tests give each worker its own registry.
 
-Names (all prefixed ``streams_``):
+Names (all prefixed ``streams_``). The last column is how a gauge is merged across the
+worker processes of ``streams run --processes N`` (prometheus-client's multiprocess
+mode, below); counters and histograms are always summed over every process that ever
+ran, so they stay monotonic across a child's restart:
 
-=================================  =========  ======================================
-metric                             type       labels
-=================================  =========  ======================================
-records_in_total                   counter    pipeline
-records_out_total                  counter    pipeline, outcome
-validation_errors_total            counter    pipeline, contract, field, error_type
-attempts_total                     counter    pipeline
-model_requests_total               counter    pipeline, provider, model, status
-tokens_total                       counter    pipeline, direction (input|output)
-cost_usd_total                     counter    pipeline
-cache_hits_total                   counter    pipeline
-cache_lookups_total                counter    pipeline
-record_seconds                     histogram  pipeline, outcome
-model_request_seconds              histogram  pipeline, provider, model
-record_cost_usd                    histogram  pipeline
-grounding_coverage                 histogram  pipeline
-budget_remaining_usd               gauge      pipeline, scope
-budget_cap_usd                     gauge      pipeline, scope
-circuit_open                       gauge      pipeline, provider
-circuit_trips_total                counter    pipeline
-pipeline_held                      gauge      pipeline, kind (provider|state)
-outputs_too_large_total            counter    pipeline, route (the route it was meant for)
-produce_errors_total               counter    pipeline, fault (retriable|record|deployment)
-records_in_flight                  gauge      pipeline
-fetch_paused                       gauge      pipeline
-consumer_lag                       gauge      pipeline, partition
-=================================  =========  ======================================
+=======================  =========  =============================================  ==============
+metric                   type       labels                                         --processes N
+=======================  =========  =============================================  ==============
+records_in_total         counter    pipeline                                       sum
+records_out_total        counter    pipeline, outcome                              sum
+validation_errors_total  counter    pipeline, contract, field, error_type          sum
+attempts_total           counter    pipeline                                       sum
+model_requests_total     counter    pipeline, provider, model, status              sum
+tokens_total             counter    pipeline, direction (input|output)             sum
+cost_usd_total           counter    pipeline                                       sum
+cache_hits_total         counter    pipeline                                       sum
+cache_lookups_total      counter    pipeline                                       sum
+record_seconds           histogram  pipeline, outcome                              sum
+model_request_seconds    histogram  pipeline, provider, model                      sum
+record_cost_usd          histogram  pipeline                                       sum
+grounding_coverage       histogram  pipeline                                       sum
+budget_remaining_usd     gauge      pipeline, scope                                livemostrecent
+budget_cap_usd           gauge      pipeline, scope                                livemax
+circuit_open             gauge      pipeline, provider                             livemax
+circuit_trips_total      counter    pipeline                                       sum
+pipeline_held            gauge      pipeline, kind (provider|state)                livemax
+outputs_too_large_total  counter    pipeline, route (the route it was meant for)   sum
+produce_errors_total     counter    pipeline, fault (retriable|record|deployment)  sum
+records_in_flight        gauge      pipeline                                       livesum
+fetch_paused             gauge      pipeline                                       livemax
+consumer_lag             gauge      pipeline, partition                            livemostrecent
+worker_restarts_total    counter    pipeline (served by the supervisor only)       --
+=======================  =========  =============================================  ==============
+
+Why each gauge mode: in-flight records add up across processes (``livesum``). The 0/1
+flags (``circuit_open``, ``pipeline_held``, ``fetch_paused``) read 1 when *any* live
+process has them set (``livemax``): every child has its own breaker, and an alert on
+"held" must fire if one of them is; a sum would turn a flag into a count. The spend cap is
+the same number in every process (``livemax``). The remaining budget is each process's
+view of one shared log, so the freshest view wins (``livemostrecent``), and so does the
+lag of a partition: after a rebalance the new owner's values are the newer ones, and the
+old owner's stale value must not be added or maxed in. All gauge modes are ``live*``: the
+supervisor drops a child's gauge files when it exits, so a dead process never holds a
+flag up. None of this changes anything in a single process: the labels and values are
+exactly those of one worker, with no ``pid`` label.
+
+Multiprocess mode is switched on by ``PROMETHEUS_MULTIPROC_DIR`` in a child's environment
+before it imports prometheus-client; :mod:`streams.supervisor` sets it to a fresh
+directory per run, and :class:`SupervisorMetrics` serves the merged view of it on
+``worker.metrics_port``. Children never serve a port.
 
 No label ever carries a document, a key or a secret: label values come from
 configuration (pipeline, provider, model), contract field paths with list
@@ -39,10 +60,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-__all__ = ["Metrics", "field_label"]
+__all__ = ["Metrics", "SupervisorMetrics", "field_label"]
 
 _INDEX = re.compile(r"\.\d+(?=\.|$)|\[\d+\]")
 
@@ -125,18 +148,21 @@ class Metrics:
             "Spend cap left in the current window (as this worker sees the shared log).",
             [*p, "scope"],
             registry=r,
+            multiprocess_mode="livemostrecent",
         )
         self.budget_cap = Gauge(
             "streams_budget_cap_usd",
             "Spend cap of the current window.",
             [*p, "scope"],
             registry=r,
+            multiprocess_mode="livemax",
         )
         self.circuit_open = Gauge(
             "streams_circuit_open",
             "1 while the provider circuit is open (fetching paused).",
             [*p, "provider"],
             registry=r,
+            multiprocess_mode="livemax",
         )
         self.circuit_trips = Counter(
             "streams_circuit_trips",
@@ -150,6 +176,7 @@ class Metrics:
             "or ACL) or an unreachable state store; nothing is dead-lettered meanwhile.",
             [*p, "kind"],
             registry=r,
+            multiprocess_mode="livemax",
         )
         self.too_large = Counter(
             "streams_outputs_too_large",
@@ -164,28 +191,72 @@ class Metrics:
             registry=r,
         )
         self.in_flight = Gauge(
-            "streams_records_in_flight", "Records being processed now.", p, registry=r
+            "streams_records_in_flight",
+            "Records being processed now.",
+            p,
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.paused = Gauge(
             "streams_fetch_paused",
             "1 while fetching is paused (backpressure or open circuit).",
             p,
             registry=r,
+            multiprocess_mode="livemax",
         )
         self.lag = Gauge(
             "streams_consumer_lag",
             "Records between the committed offset and the end of each input partition.",
             [*p, "partition"],
             registry=r,
+            multiprocess_mode="livemostrecent",
         )
 
     def serve(self, port: int, host: str = "127.0.0.1") -> Callable[[], None]:
         """Expose ``/metrics`` over HTTP in a background thread; returns a stop function."""
-        server, thread = start_http_server(port, addr=host, registry=self.registry)
+        return _serve(self.registry, port, host)
 
-        def stop() -> None:
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=5)
 
-        return stop
+class SupervisorMetrics:
+    """The supervisor's one ``/metrics``: every child's samples, merged from ``path``.
+
+    Usage (what :mod:`streams.supervisor` does)::
+
+        metrics = SupervisorMetrics(multiproc_dir, "invoices")
+        stop = metrics.serve(9300)
+        ...                       # children write to multiproc_dir
+        metrics.process_exited(pid)  # after each child exits
+        stop()
+    """
+
+    def __init__(self, path: Path, pipeline: str) -> None:
+        self.path = path
+        self.pipeline = pipeline
+        self.registry = CollectorRegistry()
+        MultiProcessCollector(self.registry, path=str(path))  # type: ignore[no-untyped-call]
+        # The supervisor's own counter lives in its memory, not in the directory.
+        self.restarts = Counter(
+            "streams_worker_restarts",
+            "Worker processes restarted by the supervisor after a crash or an unrequested exit.",
+            ["pipeline"],
+            registry=self.registry,
+        )
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> Callable[[], None]:
+        """Expose the merged ``/metrics`` over HTTP in a background thread; returns a stop."""
+        return _serve(self.registry, port, host)
+
+    def process_exited(self, pid: int) -> None:
+        """Drop an exited child's live gauges; its counters stay in the sums."""
+        mark_process_dead(pid, str(self.path))  # type: ignore[no-untyped-call]
+
+
+def _serve(registry: CollectorRegistry, port: int, host: str) -> Callable[[], None]:
+    server, thread = start_http_server(port, addr=host, registry=registry)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+    return stop
