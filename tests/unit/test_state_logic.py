@@ -76,3 +76,36 @@ def test_malformed_claims_are_ignored() -> None:
     ledger._apply(b"not json")
     ledger._apply(b'{"window": "x"}')
     assert ledger.granted("pipeline", 0) == 0
+
+
+def test_cache_key_bytes_are_pinned() -> None:
+    """The key's canonical JSON never changes with a codec swap (orjson is not used here)."""
+    assert cache_key(PARTS) == "b963d16ea500ab1cfa1b447915359af5032e4fc071fcd140b4aa5247f3dc7df4"
+
+
+def test_cache_entry_bytes_are_pinned() -> None:
+    """A cache entry is canonical JSON: the same extraction always writes the same bytes."""
+    import hashlib
+
+    from pydantic import BaseModel
+
+    from streams.attempts import Extraction
+    from streams.cache_entry import encode_entry
+
+    class Record(BaseModel):
+        a: int
+        b: str
+
+    extraction = Extraction(
+        record=Record(a=1, b="é"),
+        attempts=(),
+        repairs=("fence",),
+        input_tokens=10,
+        output_tokens=5,
+        cost_usd=0.25,
+        latency_ms=1.0,
+        model_reported="m-1",
+        last_output="",
+    )
+    digest = hashlib.sha256(encode_entry(extraction, "text é")).hexdigest()
+    assert digest == "4c85ee23810c10011f0777d623a78e8f54bd6d95510e76cfc6469706db0771bb"
