@@ -157,10 +157,10 @@ class Extractor:
 
     async def extract(self, document: Document) -> Extraction:
         """Return a validated record, or raise a routed error from :mod:`streams.errors`."""
-        messages = build_messages(self.contract, document)
-        worst_case = self.gate.check(self.estimate(messages))
         key = self.cache_key(document)
         if self.cache is not None:
+            # First, so a replayed hit costs a re-validation and nothing else: no prompt is
+            # built or estimated for a record that makes no call (and spends nothing).
             hit = self.cache.get(key)
             if self.on_cache_lookup is not None:
                 self.on_cache_lookup(hit is not None)
@@ -168,6 +168,8 @@ class Extractor:
                 cached = decode_entry(hit, self.contract.model, document.text)
                 if cached is not None:
                     return cached
+        messages = build_messages(self.contract, document)
+        worst_case = self.gate.check(self.estimate(messages))
         scopes = ("pipeline",) + ((f"tenant:{document.tenant}",) if document.tenant else ())
         ledger = _Ledger(clock=RecordClock(self._clock), record=object())
         last_error: OutputError | None = None

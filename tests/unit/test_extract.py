@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from typing import Any
 
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -290,3 +291,25 @@ async def test_exhausted_on_a_cut_off_answer_names_it() -> None:
         await _extractor(provider, max_attempts=2).extract(DOC)
     assert info.value.context["reason"] == "truncated"
     assert info.value.errors == ()
+
+
+async def test_a_cache_hit_builds_and_estimates_no_prompt() -> None:
+    """Replay is cheap: a hit is looked up before the prompt is built or its tokens estimated."""
+    from streams.textnorm import text_sha256
+    from tests.fakes import MemoryCache
+
+    class Counting(Extractor):
+        estimates = 0
+
+        def estimate(self, messages: tuple[Any, ...]) -> int:
+            Counting.estimates += 1
+            return super().estimate(messages)
+
+    provider = ScriptedProvider([answer(GOOD)])
+    extractor = Counting(CONTRACT, provider, BudgetSettings(), cache=MemoryCache(), sleep=NoSleep())
+    doc = Document(id="1", text=DOC.text, sha256=text_sha256(DOC.text))
+    await extractor.extract(doc)
+    before = Counting.estimates
+    again = await extractor.extract(doc)
+    assert again.cache_hit
+    assert Counting.estimates == before
