@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 from streams.grounding._view import TextView
 
@@ -44,8 +45,12 @@ class NumberToken:
     negative: bool
 
 
+@lru_cache(maxsize=4096)
 def interpretations(token: str) -> frozenset[Decimal]:
-    """Every value ``token`` means under the 1,234.50 and the 1.234,50 conventions."""
+    """Every value ``token`` means under the 1,234.50 and the 1.234,50 conventions.
+
+    Cached: the same digits recur across a document and across documents.
+    """
     body = token.replace(" ", "").replace("'", "")
     values: set[Decimal] = set()
     for thousands, decimal in ((",", "."), (".", ",")):
@@ -93,7 +98,10 @@ def number_tokens(view: TextView, source: str) -> list[NumberToken]:
             continue
         found[(start, end)] = found.get((start, end), frozenset()) | interpretations(text)
     return [
-        NumberToken(start, end, values, bool(_NEGATIVE_BEFORE.search(view.text[:start][-8:])))
+        # The eight characters before the token (not a copy of the whole prefix per token).
+        NumberToken(
+            start, end, values, bool(_NEGATIVE_BEFORE.search(view.text[max(0, start - 8) : start]))
+        )
         for (start, end), values in sorted(found.items())
         if values
     ]
