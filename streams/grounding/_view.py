@@ -79,6 +79,8 @@ _ASCII_PIECE = re.compile(
     r"(?P<space>[\t\n\x0b\x0c\r\x1c-\x1f ]+)|(?P<word>[^\t\n\x0b\x0c\r\x1c-\x1f ]+)"
 )
 
+_ASCII_OR_NOT = re.compile(r"(?P<ascii>[\x00-\x7f]+)|(?P<other>[^\x00-\x7f]+)")
+
 # OCR confuses these glyphs; the loose view folds each group to one character.
 _OCR_CONFUSIONS = str.maketrans({"0": "o", "1": "l", "i": "l"})
 
@@ -145,8 +147,14 @@ class _Builder:
         """
         run = source[start:end]
         if not run.isascii():
-            for i in range(start, end):
-                self.emit(source[i], i, i + 1)
+            # Mostly ASCII with a few "€" or "—": fast ASCII pieces, the rest one by one.
+            for m in _ASCII_OR_NOT.finditer(run):
+                a, b = m.start() + start, m.end() + start
+                if m.lastgroup == "ascii":
+                    self.emit_run(source, a, b)
+                else:
+                    for i in range(a, b):
+                        self.emit(source[i], i, i + 1)
             return
         chars, starts, ends = self.chars, self.starts, self.ends
         for m in _ASCII_PIECE.finditer(run):
