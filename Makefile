@@ -32,8 +32,10 @@ schemas: install
 pytest: install
 	$(BIN)/python -m pytest
 
-# Throughput, latency, replay, memory and scale-out against the real local Kafka and the
-# simulator; writes BENCHMARKS.md and bench/results.json (~20 min; --quick for a smoke run).
+# Our worker and a naive faust peer side by side, per scenario, against the real local
+# Kafka and the simulator: rec/s, CPU per record per process, RSS, kill -9 losses, py-spy
+# profile. Writes BENCHMARKS.md and bench/results.json (~20 min). BENCH_ARGS=--quick
+# (~6 min) or --smoke (~2.5 min, what tests/test_bench_smoke.py runs) write elsewhere.
 bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 

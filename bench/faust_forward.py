@@ -1,4 +1,4 @@
-"""The overhead baseline: a bare faust agent that forwards bytes, input to output.
+"""The broker's ceiling: a bare faust agent that forwards bytes, input to output.
 
 Run by :mod:`bench.procs` as ``python -m bench.faust_forward worker`` with its settings
 in ``BENCH_FAUST_*`` environment variables. It does nothing a pipeline could skip:

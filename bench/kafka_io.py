@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -42,6 +42,10 @@ class Message:
     key: bytes | None
     value: bytes | None
     timestamp_ms: int
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+    def header(self, name: str) -> bytes | None:
+        return next((v for k, v in self.headers if k == name), None)
 
 
 def output_topics(pipeline: str) -> list[str]:
@@ -184,6 +188,63 @@ def read_since(
     return list(_read(bootstrap, targets, timeout))
 
 
+class Follower:
+    """Tails ``topics`` from the watermarks in ``base``: each :meth:`poll` returns what is new.
+
+    For probes that run beside a run (one consumer, assigned, never in a group).
+    """
+
+    def __init__(self, bootstrap: str, base: dict[TP, int]) -> None:
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"bench-follower-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "log_level": 0,
+            }
+        )
+        self._base = dict(base)
+        self._consumer.assign([TopicPartition(t, p, off) for (t, p), off in base.items()])
+
+    def poll(self, timeout: float = 0.2) -> list[Message]:
+        out = []
+        for msg in self._consumer.consume(num_messages=5000, timeout=timeout):
+            if msg.error() is None:
+                out.append(
+                    Message(
+                        topic=str(msg.topic()),
+                        partition=int(msg.partition() or 0),
+                        offset=int(msg.offset() or 0),
+                        key=msg.key(),
+                        value=msg.value(),
+                        timestamp_ms=msg.timestamp()[1],
+                        headers=_headers(msg.headers()),
+                    )
+                )
+        return out
+
+    def position(self) -> int:
+        """The next offsets to read, summed over the partitions (comparable to watermarks)."""
+        tps = self._consumer.position(self._consumer.assignment())
+        # A partition nothing was fetched from yet has no position: it is still at its base.
+        return sum(
+            tp.offset if tp.offset >= 0 else self._base[(tp.topic, tp.partition)] for tp in tps
+        )
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def _headers(
+    raw: Mapping[str, str | bytes | None] | Sequence[tuple[str, str | bytes | None]] | None,
+) -> tuple[tuple[str, bytes], ...]:
+    """A consumed message's headers as (name, bytes) pairs (confluent-kafka gives a list)."""
+    pairs = raw.items() if isinstance(raw, Mapping) else raw or ()
+    return tuple(
+        (name, value.encode() if isinstance(value, str) else value or b"") for name, value in pairs
+    )
+
+
 def _read(bootstrap: str, targets: dict[TP, tuple[int, int]], timeout: float) -> Iterator[Message]:
     if not targets:
         return
@@ -218,6 +279,7 @@ def _read(bootstrap: str, targets: dict[TP, tuple[int, int]], timeout: float) ->
                     key=msg.key(),
                     value=msg.value(),
                     timestamp_ms=msg.timestamp()[1],
+                    headers=_headers(msg.headers()),
                 )
                 if offset + 1 >= high:
                     remaining.pop(tp, None)

@@ -1,10 +1,12 @@
-"""Subprocesses of the benchmark: the LLM simulator, workers and the faust baseline.
+"""Subprocesses of the benchmark: the simulator, workers, the faust peer and baseline.
 
 Every process is started here, remembered in :data:`STARTED`, and stopped by its own
 PID (SIGTERM, then SIGKILL) by :func:`stop_all`; nothing is ever killed by name.
 Workers are ``python -m streams run <pipeline> --config <toml>``: the real entry point,
 with a TOML file written for the scenario. Their peak memory is the kernel's own
 high-water mark (``VmHWM`` in ``/proc/<pid>/status``), read just before they stop.
+CPU is each process's own ``utime + stime`` (:class:`CpuMeter`), never wall time alone:
+the machine is shared, and a rate says less than the CPU a record cost.
 """
 
 from __future__ import annotations
@@ -29,6 +31,13 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "contracts" / "samples" / "invoice"
 
 STARTED: list[subprocess.Popen[bytes]] = []
+
+#: Consumer session timeout of every worker and peer: how long a SIGKILLed member holds
+#: its partitions. Short, so the kill runs spend their time on the work, not on waiting.
+SESSION_TIMEOUT_MS = 6_000
+
+#: How long a slow request of a simulator with ``slow_fraction`` takes, in seconds.
+SLOW_S = 5.0
 
 
 def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -87,13 +96,29 @@ def proc_status_mb(pid: int, field: str) -> float | None:
 
 
 class Simulator:
-    """``streams simulate-llm`` in its own process (so its CPU shows up as its own)."""
+    """``streams simulate-llm`` in its own process (so its CPU shows up as its own).
 
-    def __init__(self, workdir: Path, *, latency_ms: float, max_concurrency: int | None) -> None:
+    Spawned by the constructor; :meth:`wait_ready` (or ``with``) waits for ``/healthz``.
+    ``slow_fraction`` of the requests (drawn per request, seeded) take :data:`SLOW_S`
+    instead of ``latency_ms`` (the simulator's ``hang`` behaviour, then a valid answer):
+    a model's latency tail.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        latency_ms: float,
+        max_concurrency: int | None,
+        slow_fraction: float = 0.0,
+    ) -> None:
         self.latency_ms = latency_ms
         self.max_concurrency = max_concurrency
+        self.slow_fraction = slow_fraction
+        self.workdir = workdir
         (self.port,) = free_ports(1)
         self.url = f"http://127.0.0.1:{self.port}"
+        self._ready = False
         argv = [
             sys.executable,
             "-m",
@@ -111,16 +136,22 @@ class Simulator:
         ]
         if max_concurrency is not None:
             argv += ["--max-concurrency", str(max_concurrency)]
+        if slow_fraction:
+            argv += ["--fault-mix", f"hang={slow_fraction}", "--hang-s", str(SLOW_S)]
         self.proc = _spawn(argv, workdir / f"simulator-{self.port}.log")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+
+    def wait_ready(self, timeout: float = 60.0) -> Simulator:
+        deadline = time.monotonic() + timeout
+        while not self._ready and time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"the simulator exited at start-up (see {workdir})")
+                raise RuntimeError(f"the simulator exited at start-up (see {self.workdir})")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.2)
-        raise RuntimeError("the simulator did not answer /healthz within 60s")
+                self._ready = httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
+            if not self._ready:
+                time.sleep(0.2)
+        if not self._ready:
+            raise RuntimeError(f"the simulator did not answer /healthz within {timeout:.0f}s")
+        return self
 
     @property
     def pid(self) -> int:
@@ -138,10 +169,42 @@ class Simulator:
         stop(self.proc, timeout=15)
 
     def __enter__(self) -> Simulator:
-        return self
+        return self.wait_ready()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+#: (latency ms, concurrency limit, share of slow requests) of a simulator.
+SimSpec = tuple[float, int | None, float]
+
+
+class Simulators:
+    """The run's simulators, one per :data:`SimSpec`, all spawned while Kafka starts.
+
+    Scenarios with the same model share one (their figures are differences of its
+    stats, and its CPU is metered per run); each is stopped at the end of the run.
+    """
+
+    def __init__(self, workdir: Path, specs: set[SimSpec]) -> None:
+        self.workdir = workdir
+        self._sims = {spec: self._spawn(spec) for spec in sorted(specs, key=str)}
+
+    def _spawn(self, spec: SimSpec) -> Simulator:
+        latency_ms, limit, slow = spec
+        return Simulator(
+            self.workdir, latency_ms=latency_ms, max_concurrency=limit, slow_fraction=slow
+        )
+
+    def get(self, latency_ms: float, max_concurrency: int | None, slow: float = 0.0) -> Simulator:
+        spec = (float(latency_ms), max_concurrency, float(slow))
+        if spec not in self._sims:
+            self._sims[spec] = self._spawn(spec)
+        return self._sims[spec].wait_ready()
+
+    def stop(self) -> None:
+        for sim in self._sims.values():
+            sim.stop()
 
 
 # -- workers ----------------------------------------------------------------------------
@@ -183,7 +246,13 @@ def worker_config(
     cache: bool = False,
 ) -> dict[str, Any]:
     return {
-        "kafka": {"bootstrap_servers": bootstrap, "group_prefix": "bench"},
+        # As the faust peer's: a member killed in (e) and (g) is dropped as fast.
+        "kafka": {
+            "bootstrap_servers": bootstrap,
+            "group_prefix": "bench",
+            "session_timeout_ms": SESSION_TIMEOUT_MS,
+            "heartbeat_interval_ms": SESSION_TIMEOUT_MS // 3,
+        },
         "llm": {
             "provider": "openai",
             "base_url": f"{sim_url}/v1",
@@ -290,12 +359,13 @@ class WorkerProc:
             STARTED.remove(self.proc)
 
 
-# -- the faust baseline -----------------------------------------------------------------
+# -- the faust baseline and the faust peer ----------------------------------------------
 
 
 def start_faust(
     workdir: Path, bootstrap: str, app_id: str, source: str, sink: str
 ) -> subprocess.Popen[bytes]:
+    """The bare byte-forwarding agent (:mod:`bench.faust_forward`): the broker's ceiling."""
     env = {
         "BENCH_FAUST_ID": app_id,
         "BENCH_FAUST_BROKER": bootstrap,
@@ -303,8 +373,125 @@ def start_faust(
         "BENCH_FAUST_OUT": sink,
         "BENCH_FAUST_DATADIR": str(workdir / f"{app_id}-data"),
     }
-    argv = [sys.executable, "-m", "bench.faust_forward", "worker", "--loglevel=warn"]
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.faust_forward",
+        "worker",
+        "--loglevel=warn",
+        "--without-web",
+    ]
     return _spawn(argv, workdir / f"{app_id}.log", env)
+
+
+class PeerProc:
+    """One naive faust peer (:mod:`bench.faust_peer`); knows when it was given partitions.
+
+    Same interface as :class:`WorkerProc` (``pid``, ``wait_assigned``, ``check_alive``,
+    ``stop``, ``kill``, ``peak_rss_mb``), so the harness runs either the same way.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        name: str,
+        *,
+        bootstrap: str,
+        sim_url: str,
+        app_id: str,
+        source: str,
+        sink: str,
+        concurrency: int,
+    ) -> None:
+        self.name = name
+        self.app_id = app_id
+        self.log_path = workdir / f"{name}.log"
+        self.assigned_at: float | None = None
+        self.peak_rss_mb: float | None = None
+        self.errors: list[str] = []
+        env = {
+            "BENCH_PEER_ID": app_id,
+            "BENCH_PEER_BROKER": bootstrap,
+            "BENCH_PEER_SIM_URL": f"{sim_url}/v1",
+            "BENCH_PEER_IN": source,
+            "BENCH_PEER_OUT": sink,
+            "BENCH_PEER_CONCURRENCY": str(concurrency),
+            "BENCH_PEER_SESSION_TIMEOUT_S": str(SESSION_TIMEOUT_MS / 1000),
+            # Per process: instances of one app run side by side (no tables to keep).
+            "BENCH_PEER_DATADIR": str(workdir / f"{name}-data"),
+        }
+        argv = [
+            sys.executable,
+            "-m",
+            "bench.faust_peer",
+            "worker",
+            "--loglevel=warn",
+            "--without-web",
+        ]
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=REPO,
+            env=_env(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        STARTED.append(self.proc)
+        self._reader = threading.Thread(target=self._read_log, daemon=True)
+        self._reader.start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _read_log(self) -> None:
+        assert self.proc.stdout is not None
+        with self.log_path.open("ab") as log:
+            for line in self.proc.stdout:
+                log.write(line)
+                log.flush()
+                # faust routes stdout through its logger: the JSON is mid-line.
+                at = line.find(b'{"event": "assigned"')
+                if at >= 0 and self.assigned_at is None:
+                    self.assigned_at = float(json.loads(line[at:].split(b"}")[0] + b"}")["ts"])
+                elif b"Traceback" in line:
+                    self.errors.append(line.decode(errors="replace").strip())
+
+    def wait_assigned(self, timeout: float = 120.0) -> float:
+        deadline = time.monotonic() + timeout
+        while self.assigned_at is None:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"peer {self.name} exited; see {self.log_path}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"peer {self.name} was given no partitions in {timeout:.0f}s")
+            time.sleep(0.05)
+        return self.assigned_at
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise RuntimeError(
+                f"peer {self.name} exited with {self.proc.returncode}; see {self.log_path}"
+            )
+
+    def stop(self) -> float | None:
+        """Read the peak RSS, then SIGKILL: the run's outputs are all acknowledged by now.
+
+        A clean faust shutdown takes ~2 s and changes nothing that is measured; the
+        peer's group is never used again.
+        """
+        self.kill()
+        self._reader.join(10)
+        return self.peak_rss_mb
+
+    def kill(self) -> None:
+        """SIGKILL, as :meth:`WorkerProc.kill`."""
+        self.peak_rss_mb = proc_status_mb(self.pid, "VmHWM") or self.peak_rss_mb
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+        self.proc.wait(10)
+        with contextlib.suppress(ValueError):
+            STARTED.remove(self.proc)
 
 
 # -- CPU accounting ---------------------------------------------------------------------
@@ -313,7 +500,11 @@ _TICK = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of ``pid`` so far, or None once it has exited."""
+    """User + system CPU seconds of ``pid`` (all its threads) so far, or None once gone.
+
+    ``utime`` and ``stime`` of ``/proc/<pid>/stat``, fields 14 and 15: they cover every
+    thread of the process (librdkafka's, the JVM's), not the children it waited for.
+    """
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     except OSError:
@@ -327,22 +518,55 @@ def machine_busy_seconds() -> float:
     return (sum(values[:8]) - values[3] - values[4]) / _TICK
 
 
+#: The role a process name counts towards: ``worker2`` and ``worker2b`` are workers.
+ROLES = ("worker", "peer", "faust", "simulator", "kafka", "bench_driver")
+
+
+def role_of(name: str) -> str:
+    return next((r for r in ROLES if name.startswith(r)), name)
+
+
 class CpuMeter:
-    """CPU seconds used by named processes, and by everything else, over one window."""
+    """CPU seconds used by named processes, and by everything else, over one window.
+
+    A process started inside the window is :meth:`add`-ed (counted from then); one about
+    to be SIGKILLed is :meth:`freeze`-d first, since a reaped process has no ``/proc``.
+    """
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = {**pids, "bench_driver": os.getpid()}
         self._start = {name: cpu_seconds(pid) or 0.0 for name, pid in self.pids.items()}
+        self._frozen: dict[str, float] = {}
         self._busy = machine_busy_seconds()
         self._wall = time.monotonic()
+
+    def add(self, name: str, pid: int) -> None:
+        self.pids[name] = pid
+        self._start[name] = cpu_seconds(pid) or 0.0
+
+    def freeze(self, name: str) -> None:
+        now = cpu_seconds(self.pids[name])
+        if now is not None:
+            self._frozen[name] = now
 
     def read(self) -> dict[str, float]:
         """Seconds per process, ``others`` (the rest of the machine), and ``wall``."""
         out: dict[str, float] = {}
         for name, pid in self.pids.items():
-            now = cpu_seconds(pid)
-            out[f"{name}_s"] = round((now or 0.0) - self._start[name], 2) if now else 0.0
+            now = self._frozen.get(name, cpu_seconds(pid))
+            out[f"{name}_s"] = round(now - self._start[name], 3) if now is not None else 0.0
         busy = machine_busy_seconds() - self._busy
         out["others_s"] = round(max(busy - sum(out.values()), 0.0), 2)
         out["wall_s"] = round(time.monotonic() - self._wall, 2)
         return out
+
+
+def ms_per_record(cpu: dict[str, float], records: int) -> dict[str, float]:
+    """Milliseconds of CPU per record for each role (several workers are summed)."""
+    out: dict[str, float] = {}
+    for key, seconds in cpu.items():
+        if key in ("others_s", "wall_s") or not records:
+            continue
+        role = role_of(key.removesuffix("_s"))
+        out[role] = out.get(role, 0.0) + 1000 * seconds / records
+    return {role: round(ms, 3) for role, ms in out.items()}

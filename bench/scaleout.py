@@ -1,8 +1,9 @@
-"""Scenario (e): 1, 2 and 3 workers in one group over 6 partitions; then a SIGKILL mid-run.
+"""Scenario (e): 1, 2 and 3 workers (and peers) in one group over 6 partitions; a SIGKILL.
 
 For the throughput runs the input is produced only once every worker holds
 partitions (the group is stable), so no worker gets a head start: the clock runs
-from the first input produced to the last output acknowledged.
+from the first input produced to the last output acknowledged. The same is then done
+with 1, 2 and 3 instances of the naive faust peer in one group.
 
 The kill run checks the accounting invariant after one of three workers is
 SIGKILLed a third of the way through: once the group has committed the whole input,
@@ -15,14 +16,30 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 
-from bench.harness import Context, wait_outputs
+from bench.harness import Context, Proc, RunResult, peer_sink, record, start_peer, wait_outputs
 from bench.kafka_io import output_topics, produce, read_since
-from bench.procs import CpuMeter, Simulator, WorkerProc, worker_config
+from bench.procs import CpuMeter, Simulator, WorkerProc, proc_status_mb, worker_config
 
 PARTITIONS = 6
 LATENCY_MS = 100
 SIM_CONCURRENCY = 256
+IN_FLIGHT = 64
+
+
+def _settle(ctx: Context, group: str, procs: Sequence[Proc], tag: str) -> None:
+    for proc in procs:
+        proc.wait_assigned()
+    deadline = time.monotonic() + 120
+    while True:
+        members = ctx.broker.group_members(group)
+        if len(members) == len(procs) and all(members) and sum(members) == PARTITIONS:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"group {group} did not settle on {len(procs)} members: {members}")
+        time.sleep(0.2)
+    print(f"  [{tag}] {len(procs)} process(es) joined, partitions each {members}", flush=True)
 
 
 def _start_group(ctx: Context, sim: Simulator, tag: str, workers: int) -> list[WorkerProc]:
@@ -30,23 +47,12 @@ def _start_group(ctx: Context, sim: Simulator, tag: str, workers: int) -> list[W
     ctx.broker.create_pipeline_topics(pipeline, source, PARTITIONS)
     config = worker_config(ctx.bootstrap, sim.url, pipeline, source)
     procs = [WorkerProc(ctx.workdir, f"{tag}-w{i + 1}", config) for i in range(workers)]
-    for proc in procs:
-        proc.wait_assigned()
-    group = f"bench.{pipeline}"
-    deadline = time.monotonic() + 120
-    while True:
-        members = ctx.broker.group_members(group)
-        if len(members) == workers and all(members) and sum(members) == PARTITIONS:
-            break
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"group {group} did not settle on {workers} members: {members}")
-        time.sleep(0.2)
-    print(f"  [{tag}] {workers} worker(s) joined, partitions per worker {members}", flush=True)
+    _settle(ctx, f"bench.{pipeline}", procs, tag)
     return procs
 
 
-def _meter(ctx: Context, sim: Simulator, procs: list[WorkerProc]) -> CpuMeter:
-    pids = {f"worker{i + 1}": p.pid for i, p in enumerate(procs)}
+def _meter(ctx: Context, sim: Simulator, procs: Sequence[Proc], role: str) -> CpuMeter:
+    pids = {f"{role}{i + 1}": p.pid for i, p in enumerate(procs)}
     return CpuMeter({**pids, "simulator": sim.pid, "kafka": ctx.kafka_pid})
 
 
@@ -54,26 +60,63 @@ def _inputs(ctx: Context, tag: str, n: int) -> list[tuple[bytes, bytes]]:
     return list(ctx.inputs(n, lambda i: f"{tag}-{i:06d}"))
 
 
-def throughput(ctx: Context, sim: Simulator, workers: int) -> tuple[float, float]:
-    """Records/s of ``workers`` workers; returns (rps, max peak RSS of the workers in MiB)."""
-    n, tag = ctx.counts.scaleout, f"e{workers}"
-    procs = _start_group(ctx, sim, tag, workers)
-    topics = output_topics(f"bench-{tag}")
+def _drive(
+    ctx: Context,
+    sim: Simulator,
+    tag: str,
+    procs: Sequence[Proc],
+    topics: list[str],
+    role: str,
+) -> RunResult:
+    """Produce the input to a settled group, wait for every output, stop the group."""
+    n = ctx.counts.scaleout
     try:
         base = ctx.broker.end_offsets(topics)
         records = _inputs(ctx, tag, n)
-        meter = _meter(ctx, sim, procs)
+        before = sim.stats()
+        meter = _meter(ctx, sim, procs, role)
         started = time.time()
         produce(ctx.bootstrap, f"bench-{tag}.raw", records)
         wait_outputs(ctx, tag, topics, base, n, procs)
-        ctx.results.setdefault("cpu_seconds", {})[f"scaleout_{workers}"] = meter.read()
+        cpu = meter.read()
+        after = sim.stats()
     finally:
         rss = max((p.stop() or 0.0) for p in procs)
     out = read_since(ctx.bootstrap, base, topics)
-    last = max(m.timestamp_ms for m in out) / 1000
-    rps = n / (last - started)
-    print(f"  [{tag}] {rps:,.0f} rec/s with {workers} worker(s)", flush=True)
-    return rps, rss
+    rss_by_role = {
+        role: round(rss, 1),
+        "simulator": round(proc_status_mb(sim.pid, "VmHWM") or 0.0, 1),
+        "kafka": round(proc_status_mb(ctx.kafka_pid, "VmHWM") or 0.0, 1),
+    }
+    calls = int(after["total"]) - int(before["total"])
+    throttled = int(after["by_status"].get("429", 0)) - int(before["by_status"].get("429", 0))
+    return RunResult(n, started, out, rss, cpu, rss_by_role, calls, throttled)
+
+
+def throughput(ctx: Context, sim: Simulator, workers: int) -> RunResult:
+    """``workers`` workers in one group, over input produced once the group is stable."""
+    tag = f"e{workers}"
+    procs = _start_group(ctx, sim, tag, workers)
+    run = _drive(ctx, sim, tag, procs, output_topics(f"bench-{tag}"), "worker")
+    print(f"  [{tag}] {run.rps:,.0f} rec/s with {workers} worker(s)", flush=True)
+    return run
+
+
+def peer_throughput(ctx: Context, sim: Simulator, instances: int) -> RunResult:
+    """The same with ``instances`` faust peers in one group (one app id)."""
+    tag = f"e{instances}p"
+    source = f"bench-{tag}.raw"
+    ctx.broker.create_topics([source], PARTITIONS)
+    sink = peer_sink(ctx, tag, PARTITIONS)
+    app_id = f"bench-peer-{tag}"
+    procs = [
+        start_peer(ctx, f"{tag}-{i + 1}", source, sink, sim, IN_FLIGHT, app_id=app_id)
+        for i in range(instances)
+    ]
+    _settle(ctx, app_id, procs, tag)
+    run = _drive(ctx, sim, tag, procs, [sink], "peer")
+    print(f"  [{tag}] {run.rps:,.0f} rec/s with {instances} peer(s)", flush=True)
+    return run
 
 
 def kill_one(ctx: Context, sim: Simulator) -> None:
@@ -136,15 +179,13 @@ def scaleout(ctx: Context) -> None:
         f"(simulator limit {SIM_CONCURRENCY} concurrent), 64 in flight per worker",
         flush=True,
     )
-    rss: list[float] = []
-    with Simulator(ctx.workdir, latency_ms=LATENCY_MS, max_concurrency=SIM_CONCURRENCY) as sim:
-        for workers in (1, 2, 3):
-            rps, peak = throughput(ctx, sim, workers)
-            ctx.results[f"scaleout_rps_{workers}"] = round(rps, 1)
-            rss.append(peak)
-        kill_one(ctx, sim)
+    sim = ctx.sims.get(LATENCY_MS, SIM_CONCURRENCY)
+    for workers in ctx.counts.scaleout_sizes:
+        ours = throughput(ctx, sim, workers)
+        peer = peer_throughput(ctx, sim, workers)
+        record(ctx, f"scaleout_{workers}", ours, peer)
+    kill_one(ctx, sim)
     ctx.results.update(
         scaleout_records=n,
-        scaleout_ideal_rps_per_worker=64 / (LATENCY_MS / 1000),
-        rss_mb_scaleout=round(max(rss), 1),
+        scaleout_ideal_rps_per_worker=IN_FLIGHT / (LATENCY_MS / 1000),
     )

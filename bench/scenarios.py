@@ -1,6 +1,10 @@
-"""Scenarios (a) overhead, (b) latency-bound and sequential, (c) replay; (d) is their RSS.
+"""The single-worker scenarios, each run by our worker and then by the naive faust peer.
 
-Each function adds its figures to ``ctx.results`` under the names used in
+(a) instant model, (b) latency-bound and sequential, (c) replay of cache hits, (f) 256
+in flight. Every pipeline run is followed by a :mod:`bench.faust_peer` run over the
+same input topic, against the same simulator, with ``concurrency=`` the worker's
+in-flight limit; :func:`bench.harness.record` files both side by side. (d), memory, is
+the peak RSS each run reads. Figures land in ``ctx.results`` under the names used in
 ``bench/results.json``.
 """
 
@@ -11,16 +15,18 @@ import itertools
 import json
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import fastavro
 
-from bench.harness import Context, RunResult, run_worker, wait_outputs
+from bench.harness import Context, RunResult, record, run_peer, run_worker, wait_outputs
 from bench.kafka_io import LOG_APPEND_TIME, Message, read_since
 from bench.procs import (
     REPO,
     CpuMeter,
     Simulator,
+    ms_per_record,
     proc_status_mb,
     start_faust,
     stop,
@@ -31,6 +37,7 @@ from streams.replay import reset_offsets
 PARTITIONS = 6
 IDEAL_LATENCY_S = 0.2
 IN_FLIGHT = 64
+WIDE_IN_FLIGHT = 256
 
 _INVOICE_V1 = fastavro.parse_schema(json.loads((REPO / "avro/invoice/v1.avsc").read_text()))
 
@@ -45,77 +52,48 @@ def provenance(msg: Message) -> dict[str, Any]:
     return prov
 
 
-def _record_run(ctx: Context, name: str, run: RunResult) -> None:
-    ctx.results[f"rss_mb_{name}"] = round(run.rss_mb, 1)
-    ctx.results.setdefault("routes", {})[name] = run.routes()
-    ctx.results.setdefault("cpu_seconds", {})[name] = run.cpu
+def pipeline_source(msg: Message) -> tuple[int, int] | None:
+    """(partition, offset) of the input a valid pipeline record came from."""
+    if not msg.topic.endswith(".valid"):
+        return None
+    prov = provenance(msg)
+    return int(prov["source_partition"]), int(prov["source_offset"])
 
 
-# -- (a) overhead -----------------------------------------------------------------------
-
-
-def overhead(ctx: Context) -> None:
-    """Pipeline vs a bare faust agent, same input, instant simulator, cache off."""
-    n = ctx.counts.overhead
-    print(f"(a) overhead: {n} records, simulator latency 0, cache off", flush=True)
-    broker = ctx.broker
-    pipeline, source = "bench-a", "bench-a.raw"
-    broker.create_pipeline_topics(pipeline, source, PARTITIONS)
-    ctx.produce(source, n, lambda i: f"a-{i:06d}")
-
-    with Simulator(ctx.workdir, latency_ms=0, max_concurrency=None) as sim:
-        config = worker_config(ctx.bootstrap, sim.url, pipeline, source, cache=False)
-        calls = sim.model_calls()
-        run = run_worker(ctx, "a-pipeline", config, n, sim)
-        calls = sim.model_calls() - calls
-    _record_run(ctx, "overhead", run)
-
-    sink = "bench-a.faust-out"
-    broker.create_topics([sink], PARTITIONS, LOG_APPEND_TIME)
-    base = broker.end_offsets([sink])
-    faust = start_faust(ctx.workdir, ctx.bootstrap, "bench-a-faust", source, sink)
+def any_pipeline_source(msg: Message) -> tuple[int, int] | None:
+    """The same for every route: the JSON envelopes of the others carry a ``source``."""
+    if msg.topic.endswith(".valid"):
+        return pipeline_source(msg)
     try:
-        meter = CpuMeter({"faust": faust.pid, "kafka": ctx.kafka_pid})
-        wait_outputs(ctx, "a-faust", [sink], base, n, [], others=(faust,))
-        cpu = meter.read()
-        faust_rss = proc_status_mb(faust.pid, "VmHWM") or 0.0
-    finally:
-        stop(faust)
-    faust_out = read_since(ctx.bootstrap, base, [sink])
-    faust_run = RunResult(expected=n, ready_at=0.0, messages=faust_out, rss_mb=faust_rss)
-    ctx.results.setdefault("cpu_seconds", {})["overhead_faust"] = cpu
-
-    # Same window for both: first output to last output (faust's group-join moment is
-    # not observable from outside; for the pipeline the two windows differ by ~1 record).
-    pipeline_rps = run.rps_first_to_last
-    faust_rps = faust_run.rps_first_to_last
-    ctx.results.update(
-        overhead_records=n,
-        overhead_pipeline_rps=round(pipeline_rps, 1),
-        overhead_pipeline_rps_from_ready=round(run.rps, 1),
-        overhead_faust_rps=round(faust_rps, 1),
-        overhead_ratio=round(pipeline_rps / faust_rps, 4),
-        overhead_model_calls=calls,
-        overhead_faust_rss_mb=round(faust_rss, 1),
-    )
-    print(
-        f"  pipeline {pipeline_rps:,.0f} rec/s, faust {faust_rps:,.0f} rec/s, "
-        f"ratio {pipeline_rps / faust_rps:.3f}; model calls {calls}",
-        flush=True,
-    )
+        source = json.loads(msg.value or b"")["source"]
+        return int(source["partition"]), int(source["offset"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
-# -- (b) latency-bound and sequential ---------------------------------------------------
+def peer_source(msg: Message) -> tuple[int, int] | None:
+    """(partition, offset) of the input a peer output came from (its ``src`` header)."""
+    src = msg.header("src")
+    if not src:
+        return None
+    partition, _, offset = src.partition(b":")
+    return int(partition), int(offset)
 
 
-def key_order_ok(messages: list[Message]) -> tuple[bool, int]:
-    """Whether, per key, valid records appear in input-offset order. Returns (ok, keys)."""
+def key_order_ok(
+    messages: list[Message],
+    source: Callable[[Message], tuple[int, int] | None] = pipeline_source,
+) -> tuple[bool, int]:
+    """Whether, per key, outputs appear in input-offset order. Returns (ok, keys checked).
+
+    For the pipeline the input offset is the provenance's ``source_offset`` of each
+    valid record; for the peer, the ``src`` header it copies from the input.
+    """
     chains: dict[tuple[int, bytes | None], list[tuple[int, int]]] = defaultdict(list)
     for msg in messages:
-        if msg.topic.endswith(".valid"):
-            prov = provenance(msg)
-            source = (int(prov["source_partition"]), int(prov["source_offset"]))
-            chains[(msg.partition, msg.key)].append((msg.offset, source[1]))
+        src = source(msg)
+        if src is not None:
+            chains[(msg.partition, msg.key)].append((msg.offset, src[1]))
     ok = True
     for chain in chains.values():
         offsets = [src for _out, src in sorted(chain)]
@@ -123,57 +101,124 @@ def key_order_ok(messages: list[Message]) -> tuple[bool, int]:
     return ok, len(chains)
 
 
+def _pair(
+    ctx: Context,
+    scenario: str,
+    source: str,
+    n: int,
+    sim: Simulator,
+    config: dict[str, Any],
+    concurrency: int,
+    *,
+    check_order: bool = False,
+) -> tuple[RunResult, RunResult]:
+    """Our worker, then the peer, over the same ``source``; both filed under ``scenario``."""
+    ours = run_worker(ctx, f"{scenario}-ours", config, n, sim)
+    peer = run_peer(ctx, f"{scenario}-peer", source, n, sim, concurrency)
+    record(ctx, scenario, ours, peer)
+    if check_order:
+        ok, chains = key_order_ok(ours.messages)
+        peer_ok, peer_chains = key_order_ok(peer.messages, peer_source)
+        ctx.results.update(
+            {
+                f"{scenario}_key_order_ok": ok,
+                f"{scenario}_key_chains_checked": chains,
+                f"{scenario}_peer_key_order_ok": peer_ok,
+                f"{scenario}_peer_key_chains_checked": peer_chains,
+            }
+        )
+        print(
+            f"  [{scenario}] key order kept: ours {ok} ({chains} key chains), "
+            f"peer {peer_ok} ({peer_chains})",
+            flush=True,
+        )
+    return ours, peer
+
+
+# -- (a) instant model ------------------------------------------------------------------
+
+
+def instant(ctx: Context) -> None:
+    """Simulator latency 0, cache off: the CPU a record costs; the bare agent is the ceiling."""
+    n = ctx.counts.instant
+    print(f"(a) instant model: {n} records, simulator latency 0, cache off", flush=True)
+    pipeline, source = "bench-a", "bench-a.raw"
+    ctx.broker.create_pipeline_topics(pipeline, source, PARTITIONS)
+    ctx.produce(source, n, lambda i: f"a-{i:06d}")
+    sim = ctx.sims.get(0, None)
+    config = worker_config(ctx.bootstrap, sim.url, pipeline, source, cache=False)
+    _pair(ctx, "instant", source, n, sim, config, IN_FLIGHT)
+    _bare_faust(ctx, source, n)
+
+
+def _bare_faust(ctx: Context, source: str, n: int) -> None:
+    """The byte-forwarding agent over the same input: what faust and this broker allow."""
+    sink = "bench-a.faust-out"
+    ctx.broker.create_topics([sink], PARTITIONS, LOG_APPEND_TIME)
+    base = ctx.broker.end_offsets([sink])
+    faust = start_faust(ctx.workdir, ctx.bootstrap, "bench-a-faust", source, sink)
+    try:
+        meter = CpuMeter({"faust": faust.pid, "kafka": ctx.kafka_pid})
+        wait_outputs(ctx, "a-bare-faust", [sink], base, n, [], others=(faust,))
+        cpu = meter.read()
+        rss = proc_status_mb(faust.pid, "VmHWM") or 0.0
+    finally:
+        # Its outputs are all acknowledged; a clean faust shutdown would only cost ~2 s.
+        faust.kill()
+        stop(faust)
+    out = read_since(ctx.bootstrap, base, [sink])
+    run = RunResult(expected=n, ready_at=0.0, messages=out, rss_mb=rss, cpu=cpu)
+    # faust's group-join moment is not visible from outside this agent: first to last output.
+    ctx.results.update(
+        bare_faust_rps=round(run.rps_first_to_last, 1),
+        bare_faust_records=n,
+    )
+    ctx.results.setdefault("cpu_seconds", {})["bare_faust"] = cpu
+    ctx.results.setdefault("cpu_ms_per_record", {})["bare_faust"] = ms_per_record(cpu, n)
+    ctx.results.setdefault("rss_mb", {})["bare_faust"] = {"faust": round(rss, 1)}
+    print(f"  [bare faust] {run.rps_first_to_last:,.0f} rec/s: the broker's ceiling", flush=True)
+
+
+# -- (b) latency-bound and sequential ---------------------------------------------------
+
+
+def _latency_input(ctx: Context) -> tuple[str, str]:
+    pipeline, source = "bench-b", "bench-b.raw"
+    ctx.broker.create_pipeline_topics(pipeline, source, PARTITIONS)
+    keys = ctx.counts.latency_bound_keys
+    ctx.produce(source, ctx.counts.latency_bound, lambda i: f"k{i % keys:04d}")
+    return pipeline, source
+
+
 def latency_bound(ctx: Context, sim: Simulator) -> None:
     """64 calls in flight against a 200 ms model: the ideal is 64 / 0.2 s = 320 rec/s."""
     n, keys = ctx.counts.latency_bound, ctx.counts.latency_bound_keys
     ideal = IN_FLIGHT / IDEAL_LATENCY_S
     print(f"(b) latency-bound: {n} records, {keys} keys, 200 ms model, 64 in flight", flush=True)
-    pipeline, source = "bench-b", "bench-b.raw"
-    ctx.broker.create_pipeline_topics(pipeline, source, PARTITIONS)
-    ctx.produce(source, n, lambda i: f"k{i % keys:04d}")
+    pipeline, source = _latency_input(ctx)
     config = worker_config(
         ctx.bootstrap, sim.url, pipeline, source, max_in_flight=IN_FLIGHT, max_connections=64
     )
-    before = sim.stats()
-    run = run_worker(ctx, "b-latency-bound", config, n, sim)
-    after = sim.stats()
-    _record_run(ctx, "latency_bound", run)
-    ok, chains = key_order_ok(run.messages)
-    throttled = after["by_status"].get("429", 0) - before["by_status"].get("429", 0)
+    ours, _peer = _pair(ctx, "latency_bound", source, n, sim, config, IN_FLIGHT, check_order=True)
     ctx.results.update(
-        latency_bound_records=n,
-        latency_bound_rps=round(run.rps, 1),
         latency_bound_ideal_rps=ideal,
-        latency_bound_fraction_of_ideal=round(run.rps / ideal, 4),
-        latency_bound_key_order_ok=ok,
-        latency_bound_key_chains_checked=chains,
-        latency_bound_model_calls=after["total"] - before["total"],
-        latency_bound_http_429=throttled,
+        latency_bound_fraction_of_ideal=round(ours.rps / ideal, 4),
     )
-    print(
-        f"  {run.rps:,.1f} rec/s = {run.rps / ideal:.1%} of {ideal:.0f}; key order ok: {ok} "
-        f"({chains} key chains); 429s: {throttled}",
-        flush=True,
-    )
+    print(f"  {ours.rps:,.1f} rec/s = {ours.rps / ideal:.1%} of {ideal:.0f}", flush=True)
 
 
 def sequential(ctx: Context, sim: Simulator) -> None:
-    """The same model with one record in flight: the baseline concurrency is measured against."""
+    """The same model with one record in flight (and a peer with ``concurrency=1``)."""
     n = ctx.counts.sequential
     print(f"(b) sequential: {n} records, 200 ms model, max_in_flight=1", flush=True)
     pipeline, source = "bench-seq", "bench-seq.raw"
     ctx.broker.create_pipeline_topics(pipeline, source, PARTITIONS)
     ctx.produce(source, n, lambda i: f"s{i:05d}")
     config = worker_config(ctx.bootstrap, sim.url, pipeline, source, max_in_flight=1)
-    run = run_worker(ctx, "b-sequential", config, n, sim)
-    _record_run(ctx, "sequential", run)
-    speedup = ctx.results.get("latency_bound_rps", 0.0) / run.rps
-    ctx.results.update(
-        sequential_records=n,
-        sequential_rps=round(run.rps, 2),
-        latency_bound_speedup_vs_sequential=round(speedup, 1),
-    )
-    print(f"  {run.rps:.2f} rec/s sequential", flush=True)
+    ours, _peer = _pair(ctx, "sequential", source, n, sim, config, 1)
+    if "latency_bound_rps" in ctx.results:
+        speedup = ctx.results["latency_bound_rps"] / ours.rps
+        ctx.results["latency_bound_speedup_vs_sequential"] = round(speedup, 1)
 
 
 # -- (c) replay -------------------------------------------------------------------------
@@ -191,50 +236,87 @@ def _reset_when_idle(ctx: Context, group: str, topic: str) -> None:
             time.sleep(0.5)
 
 
-def replay(ctx: Context, sim: Simulator) -> None:
-    """Warm the cache over (b)'s input, reset the group to earliest, run again: no calls."""
+def replay(ctx: Context, sim: Simulator, source: str) -> None:
+    """Warm the cache over (b)'s input, reset the group to earliest, run again: no calls.
+
+    The peer has no cache, so over this input it does what it did in (b); when (b) ran
+    in this run its figures are the replay's peer, otherwise the peer is run here.
+    """
     n = ctx.counts.latency_bound
     print(f"(c) replay: {n} records of (b) again, cache on", flush=True)
-    pipeline, source = "bench-c", "bench-b.raw"
+    pipeline = "bench-c"
     ctx.broker.create_pipeline_topics(pipeline, source, PARTITIONS)
     config = worker_config(ctx.bootstrap, sim.url, pipeline, source, cache=True)
-    calls = sim.model_calls()
     warm = run_worker(ctx, "c-warm", config, n, sim)
-    warm_calls = sim.model_calls() - calls
     _reset_when_idle(ctx, f"bench.{pipeline}", source)
     print("  group offsets reset to earliest", flush=True)
-    calls = sim.model_calls()
     run = run_worker(ctx, "c-replay", config, n, sim)
-    replay_calls = sim.model_calls() - calls
-    _record_run(ctx, "replay", run)
-    ctx.results["rss_mb_replay_warm"] = round(warm.rss_mb, 1)
+    if "latency_bound_peer_rps" in ctx.results:
+        record(ctx, "replay", run, None)
+        _reuse_peer(ctx, "replay", "latency_bound", run)
+    else:
+        record(ctx, "replay", run, run_peer(ctx, "replay-peer", source, n, sim, IN_FLIGHT))
+    ctx.results.setdefault("rss_mb", {})["replay_warm"] = warm.rss
     valid = [m for m in run.messages if m.topic.endswith(".valid")]
     hits = sum(1 for m in valid if provenance(m)["cache_hit"])
     ctx.results.update(
-        replay_records=n,
-        replay_rps=round(run.rps, 1),
-        replay_model_calls=replay_calls,
         replay_cache_hits=hits,
         replay_warm_rps=round(warm.rps, 1),
-        replay_warm_model_calls=warm_calls,
+        replay_warm_model_calls=warm.model_calls,
     )
     print(
-        f"  replay {run.rps:,.0f} rec/s, model calls {replay_calls}, cache hits {hits}/{len(valid)}"
-        f" (warm-up: {warm.rps:,.0f} rec/s, {warm_calls} calls)",
+        f"  replay {run.rps:,.0f} rec/s, {run.cpu_ms.get('worker', 0):.2f} ms worker CPU per "
+        f"record, model calls {run.model_calls}, cache hits {hits}/{len(valid)} "
+        f"(warm-up: {warm.rps:,.0f} rec/s, {warm.model_calls} calls)",
         flush=True,
     )
 
 
+def _reuse_peer(ctx: Context, scenario: str, donor: str, ours: RunResult) -> None:
+    """File ``donor``'s peer run (same input, same simulator) as ``scenario``'s peer."""
+    res = ctx.results
+    for suffix in ("rps", "rps_first_to_last", "errors", "model_calls", "http_429"):
+        res[f"{scenario}_peer_{suffix}"] = res[f"{donor}_peer_{suffix}"]
+    res[f"{scenario}_vs_peer"] = round(ours.rps / max(res[f"{scenario}_peer_rps"], 1e-9), 2)
+    for table in ("cpu_seconds", "cpu_ms_per_record", "rss_mb"):
+        res[table][f"{scenario}_peer"] = res[table][f"{donor}_peer"]
+    res[f"{scenario}_peer_from"] = donor
+
+
 def latency_and_replay(ctx: Context, which: set[str]) -> None:
     """(b) and (c) share one simulator: 200 ms per answer, at most 64 concurrent requests."""
-    with Simulator(ctx.workdir, latency_ms=200, max_concurrency=64) as sim:
-        if "b" in which:
-            latency_bound(ctx, sim)
-            sequential(ctx, sim)
-        if "c" in which:
-            if "b" not in which:
-                pipeline, source = "bench-b", "bench-b.raw"
-                ctx.broker.create_pipeline_topics(pipeline, source, PARTITIONS)
-                keys = ctx.counts.latency_bound_keys
-                ctx.produce(source, ctx.counts.latency_bound, lambda i: f"k{i % keys:04d}")
-            replay(ctx, sim)
+    sim = ctx.sims.get(200, IN_FLIGHT)
+    if "b" in which:
+        latency_bound(ctx, sim)
+        sequential(ctx, sim)
+    if "c" in which:
+        if "b" not in which:
+            _latency_input(ctx)
+        replay(ctx, sim, "bench-b.raw")
+
+
+# -- (f) 256 in flight ------------------------------------------------------------------
+
+
+def wide(ctx: Context) -> None:
+    """256 in flight against a 200 ms model that admits 256: the ideal is 1,280 rec/s."""
+    n, keys = ctx.counts.wide, ctx.counts.latency_bound_keys
+    ideal = WIDE_IN_FLIGHT / IDEAL_LATENCY_S
+    print(f"(f) 256 in flight: {n} records, {keys} keys, 200 ms model", flush=True)
+    pipeline, source = "bench-f", "bench-f.raw"
+    ctx.broker.create_pipeline_topics(pipeline, source, PARTITIONS)
+    ctx.produce(source, n, lambda i: f"k{i % keys:04d}")
+    sim = ctx.sims.get(200, WIDE_IN_FLIGHT)
+    config = worker_config(
+        ctx.bootstrap,
+        sim.url,
+        pipeline,
+        source,
+        max_in_flight=WIDE_IN_FLIGHT,
+        max_connections=WIDE_IN_FLIGHT,
+    )
+    ours, _peer = _pair(ctx, "wide", source, n, sim, config, WIDE_IN_FLIGHT, check_order=True)
+    ctx.results.update(
+        wide_ideal_rps=ideal,
+        wide_fraction_of_ideal=round(ours.rps / ideal, 4),
+    )

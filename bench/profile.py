@@ -1,0 +1,145 @@
+"""py-spy on the worker (instant and latency-bound) and on the peer (latency-bound).
+
+Separate runs from the measured ones (a sampler costs the process it samples a
+little), with the same settings as (a) and (b): a fresh input, one worker, and
+``py-spy record --format raw --nonblocking`` attached from the moment the worker has
+partitions until its last output. The raw output is one line per distinct stack with
+its sample count; it is reduced here to each function's share of the samples, as the
+leaf (self) and anywhere on the stack (inclusive).
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bench.harness import Context, Proc, peer_sink, start_peer, wait_outputs
+from bench.kafka_io import output_topics
+from bench.procs import STARTED, WorkerProc, worker_config
+
+PARTITIONS = 6
+IN_FLIGHT = 64
+RATE_HZ = 100
+#: Functions kept per list in results.json (BENCHMARKS.md shows fewer).
+TOP = 25
+#: Frames every sample has (the interpreter, the event loop, the CLI): not informative.
+_UBIQUITOUS = 0.85
+
+_FRAME = re.compile(r"^(?P<func>.*) \((?P<file>.*?)(?::\d+)?\)$")
+
+
+def _name(frame: str) -> str:
+    m = _FRAME.match(frame)
+    if not m:
+        return frame
+    path = m["file"]
+    for marker in ("site-packages/", "/lib/python3", str(Path(__file__).resolve().parents[1])):
+        if marker in path:
+            path = path.split(marker, 1)[1].lstrip("/")
+            break
+    return f"{m['func']} ({path.removeprefix('.11/')})"
+
+
+def summarise(raw: str, top: int = TOP, code: tuple[str, ...] = ("streams/",)) -> dict[str, Any]:
+    """Self and inclusive shares of the samples in py-spy's raw (collapsed) output.
+
+    Inclusive shares are listed only for functions under ``code`` (path prefixes), the
+    ones that say which stage a library call serves.
+    """
+    own: Counter[str] = Counter()
+    anywhere: Counter[str] = Counter()
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rstrip().rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        names = [_name(f) for f in stack.split(";")]
+        own[names[-1]] += n
+        for name in set(names):
+            anywhere[name] += n
+    if not total:
+        return {"samples": 0, "self": [], "inclusive": []}
+    inclusive = [
+        (name, n)
+        for name, n in anywhere.most_common()
+        if n / total < _UBIQUITOUS and any(f"({prefix}" in name for prefix in code)
+    ]
+    return {
+        "samples": total,
+        "self": [[name, round(n / total, 3)] for name, n in own.most_common(top)],
+        "inclusive": [[name, round(n / total, 3)] for name, n in inclusive[:top]],
+    }
+
+
+def _spy(ctx: Context, name: str, pid: int) -> tuple[subprocess.Popen[bytes], Path]:
+    out_file = ctx.workdir / f"py-spy-{name}.txt"
+    argv = [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid)]
+    argv += ["--format", "raw", "--rate", str(RATE_HZ), "--nonblocking", "--output", str(out_file)]
+    with (ctx.workdir / f"py-spy-{name}.log").open("wb") as log:
+        spy = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    STARTED.append(spy)
+    return spy, out_file
+
+
+def _profile_one(
+    ctx: Context, name: str, latency_ms: float, limit: int | None, *, peer: bool = False
+) -> dict[str, Any]:
+    n = ctx.counts.profile
+    pipeline, source = f"bench-p-{name}", f"bench-p-{name}.raw"
+    ctx.broker.create_pipeline_topics(pipeline, source, PARTITIONS)
+    ctx.produce(source, n, lambda i: f"p-{i:06d}")
+    sim = ctx.sims.get(latency_ms, limit)
+    proc: Proc
+    if peer:
+        sink = peer_sink(ctx, f"p-{name}", PARTITIONS)
+        topics = [sink]
+        proc = start_peer(ctx, f"p-{name}", source, sink, sim, IN_FLIGHT)
+    else:
+        config = worker_config(ctx.bootstrap, sim.url, pipeline, source, cache=False)
+        topics = output_topics(pipeline)
+        proc = WorkerProc(ctx.workdir, f"p-{name}", config)
+    base = ctx.broker.end_offsets(topics)
+    try:
+        proc.wait_assigned()
+        spy, out_file = _spy(ctx, name, proc.pid)
+        try:
+            wait_outputs(ctx, f"profile-{name}", topics, base, n, [proc])
+        finally:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
+            spy.wait(60)
+            STARTED.remove(spy)
+    finally:
+        proc.stop()
+    if not out_file.exists():
+        return {"error": f"py-spy wrote nothing (exit {spy.returncode}); see its log"}
+    code = ("bench/", "httpx/", "httpcore/") if peer else ("streams/",)
+    return summarise(out_file.read_text(), code=code)
+
+
+#: (results key, simulator latency ms, simulator concurrency limit, the peer?)
+CASES = (
+    ("instant", 0.0, None, False),
+    ("latency_bound", 200.0, IN_FLIGHT, False),
+    ("peer_latency_bound", 200.0, IN_FLIGHT, True),
+)
+
+
+def profile(ctx: Context) -> None:
+    """py-spy on one process per case: the worker at (a) and (b), the peer at (b)."""
+    n = ctx.counts.profile
+    print(f"(p) profile: py-spy, {n} records per case", flush=True)
+    found: dict[str, Any] = {"records": n, "rate_hz": RATE_HZ}
+    for name, latency_ms, limit, peer in CASES:
+        try:
+            found[name] = _profile_one(ctx, name, latency_ms, limit, peer=peer)
+        except (OSError, subprocess.SubprocessError) as exc:
+            found[name] = {"error": f"py-spy failed: {exc}"}
+        print(f"  [{name}] top self: {found[name].get('self', [])[:3]}", flush=True)
+    ctx.results["profile"] = found
