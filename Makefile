@@ -34,7 +34,7 @@ pytest: install
 
 # Our worker and a naive faust peer side by side, per scenario, against the real local
 # Kafka and the simulator: rec/s, CPU per record per process, RSS, kill -9 losses, py-spy
-# profile. Writes BENCHMARKS.md and bench/results.json (~20 min). BENCH_ARGS=--quick
+# profile. Writes BENCHMARKS.md and bench/results.json (~14 min). BENCH_ARGS=--quick
 # (~6 min) or --smoke (~2.5 min, what tests/test_bench_smoke.py runs) write elsewhere.
 bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)

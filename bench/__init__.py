@@ -16,7 +16,8 @@ Modules::
     scaleout.py       (e) 1/2/3 workers and 1/2/3 peers in one group, and a SIGKILL
     kill.py           (g) kill -9 and restart: records lost, ours and the peer's
     profile.py        (p) py-spy on the worker and the peer
-    procs.py          subprocesses (simulator, workers, peers, faust), RSS, CPU per process
+    procs.py          subprocesses (simulators, workers, peers, faust) and their RSS
+    cpu.py            CPU seconds per process over a window, ms per record per role
     kafka_io.py       topics, producing inputs, watermarks, reading outputs back
     faust_peer.py     the naive faust peer: one httpx call, validation, produce per record
     faust_forward.py  the bare faust agent forwarding bytes: the broker's ceiling

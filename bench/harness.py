@@ -18,17 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from bench.cpu import CpuMeter, ms_per_record
 from bench.kafka_io import LOG_APPEND_TIME, Broker, Message, output_topics, produce, read_since
-from bench.procs import (
-    SAMPLES,
-    CpuMeter,
-    PeerProc,
-    Simulator,
-    Simulators,
-    WorkerProc,
-    ms_per_record,
-    proc_status_mb,
-)
+from bench.procs import SAMPLES, PeerProc, Simulator, Simulators, WorkerProc, proc_status_mb
 
 
 @dataclass(frozen=True)

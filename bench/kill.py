@@ -29,9 +29,10 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer, TopicPartition
 
+from bench.cpu import CpuMeter
 from bench.harness import Context, Proc, peer_sink, start_peer, wait_outputs
 from bench.kafka_io import Follower, Message, output_topics, read_since
-from bench.procs import SLOW_S, CpuMeter, Simulator, WorkerProc, worker_config
+from bench.procs import SLOW_S, Simulator, WorkerProc, worker_config
 from bench.scenarios import any_pipeline_source, peer_source
 
 PARTITIONS = 6

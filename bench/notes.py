@@ -416,10 +416,11 @@ def profile_section(results: dict[str, Any]) -> str:
         f"`py-spy record --format raw --nonblocking --rate {prof['rate_hz']}` attached to one "
         f"worker from its partition assignment to its last output, {prof['records']:,} "
         "records per case, in separate runs with the settings of (a) and (b) (and one of the "
-        "peer at (b)'s settings). Shares are of all the process's samples: *self* where the "
-        "sample's innermost frame is, *inclusive* anywhere on the stack (functions on every "
-        "stack, the event loop and the CLI, left out). A compiled extension's time (fastavro, "
-        "pydantic-core, orjson) shows as its Python caller's self time.",
+        "peer at (b)'s settings). *Self*: the share of all samples whose innermost frame is "
+        "the function. *Inclusive*: the share of the whole stacks (a `--nonblocking` sample "
+        "can be cut short; those count for self only) with the function anywhere below the "
+        "event loop. A compiled extension's time (fastavro, pydantic-core, orjson) shows as "
+        "its Python caller's self time.",
     ]
     cases = (
         ("instant", "Worker, instant model (a)"),
@@ -434,7 +435,9 @@ def profile_section(results: dict[str, Any]) -> str:
         if "error" in case:
             lines.append(f"py-spy failed: {case['error']}")
             continue
-        lines += [f"{case['samples']:,} samples.", "", "| self | share |", "| --- | --- |"]
+        whole = case.get("whole_stacks")
+        counted = f", {whole:,} of them whole stacks" if whole is not None else ""
+        lines += [f"{case['samples']:,} samples{counted}.", "", "| self | share |", "| --- | --- |"]
         lines += _profile_rows(case["self"])
         if case.get("inclusive"):
             code = "the peer and httpx" if key.startswith("peer") else "project code"

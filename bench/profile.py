@@ -27,8 +27,12 @@ IN_FLIGHT = 64
 RATE_HZ = 100
 #: Functions kept per list in results.json (BENCHMARKS.md shows fewer).
 TOP = 25
-#: Frames every sample has (the interpreter, the event loop, the CLI): not informative.
-_UBIQUITOUS = 0.85
+#: Root frames of a whole stack: the main thread's, or a thread's. A sample whose stack
+#: starts anywhere else was cut short by ``--nonblocking`` (the process moved on while
+#: py-spy read it); its leaf is still right, its ancestors are not all there.
+_ROOTS = ("_run_module_as_main", "<module>", "_bootstrap")
+#: The event loop's frame: what is above it (the CLI, ``asyncio.run``) is on every stack.
+_LOOP = "BaseEventLoop._run_once"
 
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>.*?)(?::\d+)?\)$")
 
@@ -48,12 +52,13 @@ def _name(frame: str) -> str:
 def summarise(raw: str, top: int = TOP, code: tuple[str, ...] = ("streams/",)) -> dict[str, Any]:
     """Self and inclusive shares of the samples in py-spy's raw (collapsed) output.
 
-    Inclusive shares are listed only for functions under ``code`` (path prefixes), the
-    ones that say which stage a library call serves.
+    Self shares are of every sample. Inclusive shares are of the whole stacks only, and
+    count the frames below the event loop, for functions under ``code`` (path
+    prefixes): the ones that say which stage a library call serves.
     """
     own: Counter[str] = Counter()
     anywhere: Counter[str] = Counter()
-    total = 0
+    total = whole = 0
     for line in raw.splitlines():
         stack, _, count = line.rstrip().rpartition(" ")
         if not stack or not count.isdigit():
@@ -62,19 +67,22 @@ def summarise(raw: str, top: int = TOP, code: tuple[str, ...] = ("streams/",)) -
         total += n
         names = [_name(f) for f in stack.split(";")]
         own[names[-1]] += n
-        for name in set(names):
+        if not names[0].startswith(_ROOTS):
+            continue
+        whole += n
+        loop = next((i for i, name in enumerate(names) if name.startswith(_LOOP)), -1)
+        for name in set(names[loop + 1 :]):
             anywhere[name] += n
     if not total:
-        return {"samples": 0, "self": [], "inclusive": []}
+        return {"samples": 0, "whole_stacks": 0, "self": [], "inclusive": []}
     inclusive = [
-        (name, n)
-        for name, n in anywhere.most_common()
-        if n / total < _UBIQUITOUS and any(f"({prefix}" in name for prefix in code)
+        (name, k) for name, k in anywhere.most_common() if any(f"({p}" in name for p in code)
     ]
     return {
         "samples": total,
-        "self": [[name, round(n / total, 3)] for name, n in own.most_common(top)],
-        "inclusive": [[name, round(n / total, 3)] for name, n in inclusive[:top]],
+        "whole_stacks": whole,
+        "self": [[name, round(k / total, 3)] for name, k in own.most_common(top)],
+        "inclusive": [[name, round(k / max(whole, 1), 3)] for name, k in inclusive[:top]],
     }
 
 

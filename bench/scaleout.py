@@ -18,9 +18,10 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 
+from bench.cpu import CpuMeter
 from bench.harness import Context, Proc, RunResult, peer_sink, record, start_peer, wait_outputs
 from bench.kafka_io import output_topics, produce, read_since
-from bench.procs import CpuMeter, Simulator, WorkerProc, proc_status_mb, worker_config
+from bench.procs import Simulator, WorkerProc, proc_status_mb, worker_config
 
 PARTITIONS = 6
 LATENCY_MS = 100

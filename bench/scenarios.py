@@ -20,18 +20,10 @@ from typing import Any
 
 import fastavro
 
+from bench.cpu import CpuMeter, ms_per_record
 from bench.harness import Context, RunResult, record, run_peer, run_worker, wait_outputs
 from bench.kafka_io import LOG_APPEND_TIME, Message, read_since
-from bench.procs import (
-    REPO,
-    CpuMeter,
-    Simulator,
-    ms_per_record,
-    proc_status_mb,
-    start_faust,
-    stop,
-    worker_config,
-)
+from bench.procs import REPO, Simulator, proc_status_mb, start_faust, stop, worker_config
 from streams.replay import reset_offsets
 
 PARTITIONS = 6
