@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from pathlib import Path
+from typing import Any
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
@@ -12,6 +15,7 @@ from streams.encode import AvroWireEncoder
 from streams.errors import ConfigError
 from streams.extract import Extractor
 from streams.guard import ProviderGuard
+from streams.health import CachedCheck, Heartbeat, RegistryCheck, WorkerProbe
 from streams.metrics import Metrics
 from streams.pipeline import Pipeline
 from streams.providers import build_provider
@@ -21,13 +25,29 @@ from streams.state import KafkaTable, SpendLedger
 from streams.state.spend import SpendCaps
 from streams.worker import OutcomeHook, Resource, Worker
 
-__all__ = ["build_pipeline", "build_worker", "registry_client", "run_worker"]
+__all__ = ["build_pipeline", "build_worker", "registry_check", "registry_client", "run_worker"]
 
 log = logging.getLogger("streams.app")
 
 
-def registry_client(settings: Settings) -> SchemaRegistryClient:
-    return SchemaRegistryClient.new_client({"url": settings.registry.url})
+def registry_client(settings: Settings, **conf: Any) -> SchemaRegistryClient:
+    return SchemaRegistryClient.new_client({"url": settings.registry.url, **conf})
+
+
+def registry_check(settings: Settings) -> RegistryCheck | None:
+    """What ``/readyz`` asks the schema registry (None for the in-process ``mock://``)."""
+    if settings.registry.url.startswith("mock://"):
+        return None
+
+    def ping() -> None:
+        # One quick request, no retries: a probe must answer within the kubelet's timeout.
+        client = registry_client(settings, timeout=2, **{"max.retries": 0})
+        try:
+            client.get_subjects()
+        finally:
+            client.close()
+
+    return CachedCheck(ping)
 
 
 def _is_mock(client: SchemaRegistryClient) -> bool:
@@ -144,22 +164,44 @@ def build_worker(
 
 
 async def run_worker(
-    settings: Settings, name: str, stop: asyncio.Event, *, serve_metrics: bool = True
+    settings: Settings,
+    name: str,
+    stop: asyncio.Event,
+    *,
+    serve_metrics: bool = True,
+    health_file: Path | None = None,
 ) -> None:
     """Run one pipeline's worker until ``stop`` is set.
 
     ``serve_metrics=False`` is for a child of ``streams run --processes N``
     (:mod:`streams.supervisor`): its metrics go to the supervisor's multiprocess
-    directory and the supervisor serves the one ``worker.metrics_port``.
+    directory, its heartbeat to ``health_file``, and the supervisor serves the one
+    ``worker.metrics_port`` with ``/metrics``, ``/livez`` and ``/readyz``.
     """
     metrics = Metrics()
+    worker_cfg = settings.worker
+    heartbeat = Heartbeat(name, file=health_file, block_loop_s=worker_cfg.debug_block_loop_s)
     stop_metrics = None
-    if serve_metrics and settings.worker.metrics_port:
-        stop_metrics = metrics.serve(settings.worker.metrics_port, settings.worker.metrics_host)
-    worker = build_worker(settings, name, metrics=metrics)
+    if serve_metrics and worker_cfg.metrics_port:
+        probe = WorkerProbe(
+            heartbeat,
+            liveness_timeout_s=worker_cfg.liveness_timeout_s,
+            registry=registry_check(settings),
+        )
+        stop_metrics = metrics.serve(worker_cfg.metrics_port, worker_cfg.metrics_host, probe=probe)
+    beat = asyncio.create_task(heartbeat.run())
     try:
-        await worker.run(stop)
+        worker = build_worker(settings, name, metrics=metrics)
+        heartbeat.guard = worker.guard
+        worker.on_assigned = heartbeat.assigned
+        try:
+            await worker.run(stop)
+        finally:
+            await worker.pipeline.extractor.provider.aclose()
     finally:
-        await worker.pipeline.extractor.provider.aclose()
+        beat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beat
+        heartbeat.close()
         if stop_metrics is not None:
             stop_metrics()

@@ -58,6 +58,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     # Set by the supervisor (streams.supervisor) on each child it starts.
     run.add_argument("--child-index", type=int, default=None, help=argparse.SUPPRESS)
     run.add_argument("--supervisor-pid", type=int, default=None, help=argparse.SUPPRESS)
+    run.add_argument("--health-file", type=Path, default=None, help=argparse.SUPPRESS)
     run.set_defaults(func=_run)
 
     produce = sub.add_parser(
@@ -246,7 +247,13 @@ def _run_child(args: argparse.Namespace) -> int:
         settings.pipeline(args.pipeline)
         configure_logging(args.log_level)
         asyncio.run(
-            _run_until_signal(settings, args.pipeline, child=True, supervisor=args.supervisor_pid)
+            _run_until_signal(
+                settings,
+                args.pipeline,
+                child=True,
+                supervisor=args.supervisor_pid,
+                health_file=args.health_file,
+            )
         )
     except ConfigError as exc:
         # stdout is the supervisor's status channel: it fails with this one line, once,
@@ -257,7 +264,12 @@ def _run_child(args: argparse.Namespace) -> int:
 
 
 async def _run_until_signal(
-    settings: Settings, name: str, *, child: bool = False, supervisor: int | None = None
+    settings: Settings,
+    name: str,
+    *,
+    child: bool = False,
+    supervisor: int | None = None,
+    health_file: Path | None = None,
 ) -> None:
     from streams.app import run_worker
 
@@ -271,7 +283,7 @@ async def _run_until_signal(
 
         watcher = asyncio.create_task(watch_parent(stop, supervisor))
     try:
-        await run_worker(settings, name, stop, serve_metrics=not child)
+        await run_worker(settings, name, stop, serve_metrics=not child, health_file=health_file)
     finally:
         if watcher is not None:
             watcher.cancel()

@@ -58,12 +58,23 @@ indexes removed, and fixed enumerations.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Callable
+import socket
+import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from streams.health import Probe
 
 __all__ = ["Metrics", "SupervisorMetrics", "field_label"]
 
@@ -212,9 +223,12 @@ class Metrics:
             multiprocess_mode="livemostrecent",
         )
 
-    def serve(self, port: int, host: str = "127.0.0.1") -> Callable[[], None]:
-        """Expose ``/metrics`` over HTTP in a background thread; returns a stop function."""
-        return _serve(self.registry, port, host)
+    def serve(
+        self, port: int, host: str = "127.0.0.1", *, probe: Probe | None = None
+    ) -> Callable[[], None]:
+        """Expose ``/metrics`` (and, with ``probe``, ``/livez`` and ``/readyz``) over HTTP in
+        a background thread; returns a stop function."""
+        return _serve(self.registry, port, host, probe)
 
 
 class SupervisorMetrics:
@@ -242,17 +256,52 @@ class SupervisorMetrics:
             registry=self.registry,
         )
 
-    def serve(self, port: int, host: str = "127.0.0.1") -> Callable[[], None]:
-        """Expose the merged ``/metrics`` over HTTP in a background thread; returns a stop."""
-        return _serve(self.registry, port, host)
+    def serve(
+        self, port: int, host: str = "127.0.0.1", *, probe: Probe | None = None
+    ) -> Callable[[], None]:
+        """Expose the merged ``/metrics`` (and the children's health, with ``probe``) over
+        HTTP in a background thread; returns a stop."""
+        return _serve(self.registry, port, host, probe)
 
     def process_exited(self, pid: int) -> None:
         """Drop an exited child's live gauges; its counters stay in the sums."""
         mark_process_dead(pid, str(self.path))  # type: ignore[no-untyped-call]
 
 
-def _serve(registry: CollectorRegistry, port: int, host: str) -> Callable[[], None]:
-    server, thread = start_http_server(port, addr=host, registry=registry)
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        """Probes arrive every few seconds; one access-log line each would drown the log."""
+
+
+def _app(registry: CollectorRegistry, probe: Probe | None) -> WSGIApplication:
+    metrics_app = make_wsgi_app(registry)
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if probe is None or path not in ("/livez", "/readyz"):
+            served: Iterable[bytes] = metrics_app(environ, start_response)
+            return served
+        verdict = probe.live() if path == "/livez" else probe.ready()
+        body = json.dumps(verdict.body).encode()
+        status = "200 OK" if verdict.ok else "503 Service Unavailable"
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        start_response(status, headers)
+        return [body]
+
+    return app
+
+
+def _serve(
+    registry: CollectorRegistry, port: int, host: str, probe: Probe | None = None
+) -> Callable[[], None]:
+    # prometheus-client's start_http_server serves only its own app; this is the same
+    # threading WSGI server with the health paths in front of it.
+    class _Server(ThreadingWSGIServer):
+        address_family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+
+    server = make_server(host, port, _app(registry, probe), _Server, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True)
+    thread.start()
 
     def stop() -> None:
         server.shutdown()

@@ -168,6 +168,13 @@ class WorkerSettings(_Group):
     """Serve Prometheus metrics on this port; off when unset."""
     metrics_host: str = "127.0.0.1"
     """Address for the metrics endpoint; ``0.0.0.0`` in a container Prometheus scrapes."""
+    liveness_timeout_s: float = Field(15.0, gt=0)
+    """``/livez`` on the metrics port fails once the event loop has not ticked for this long
+    (blocked by a synchronous call, or wedged); start-up counts against it too."""
+    debug_block_loop_s: float | None = Field(None, gt=0)
+    """Testing only (``STREAMS_WORKER__DEBUG_BLOCK_LOOP_S``): once joined to its group, the
+    worker blocks its own event loop with a synchronous sleep this long, once, so a test can
+    watch ``/livez`` fail and recover. Never set it in production."""
     exactly_once: bool = False
     """Put outputs and input offsets in one Kafka transaction (read_committed consumers).
     Needs ``instance_id``."""

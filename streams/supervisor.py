@@ -46,7 +46,10 @@ Lifecycle, with the lines the supervisor logs:
   directory for prometheus-client's multiprocess mode before any child starts.
   It serves the merged view on that one port and removes the directory at
   exit. Children never serve a port. :mod:`streams.metrics` documents how each
-  gauge is merged.
+  gauge is merged. The same port answers ``/livez`` and ``/readyz`` for all children:
+  each child's heartbeat writes ``health/child-<index>.json`` in the run directory and
+  :class:`streams.health.SupervisorProbe` judges them together. A reaped child's file is
+  removed, so a restarted child is "not started yet", never stale.
 * A child stops, as on SIGTERM, when its parent is no longer the supervisor's PID
   (:func:`watch_parent`), so a SIGKILLed supervisor leaves no orphans in the group.
 """
@@ -71,6 +74,7 @@ from types import FrameType
 from pydantic import ValidationError
 
 from streams.errors import ConfigError
+from streams.health import SupervisorProbe, child_health_file
 from streams.metrics import SupervisorMetrics
 from streams.settings import Settings, WorkerSettings
 
@@ -191,6 +195,7 @@ class Supervisor:
         self._metrics: SupervisorMetrics | None = None
         self._env: dict[str, str] = {}
         self._run_dir = Path()
+        self._health_dir: Path | None = None
 
     def _checked_id(self, instance_id: str) -> str:
         # Validated here, once, so a host name that is not a legal id fails in the parent
@@ -256,8 +261,18 @@ class Supervisor:
         path.mkdir()
         self._env["PROMETHEUS_MULTIPROC_DIR"] = str(path)
         self._metrics = SupervisorMetrics(path, self.pipeline)
+        self._health_dir = self._run_dir / "health"
+        self._health_dir.mkdir()
+        from streams.app import registry_check  # the registry client is not needed otherwise
+
+        probe = SupervisorProbe(
+            self._health_dir,
+            len(self.children),
+            liveness_timeout_s=worker.liveness_timeout_s,
+            registry=registry_check(self.settings),
+        )
         try:
-            return self._metrics.serve(worker.metrics_port, worker.metrics_host)
+            return self._metrics.serve(worker.metrics_port, worker.metrics_host, probe=probe)
         except OSError as exc:
             raise ConfigError(
                 f"cannot serve metrics on {worker.metrics_host}:{worker.metrics_port} "
@@ -266,11 +281,15 @@ class Supervisor:
 
     def _start(self, child: _Child) -> None:
         env = {**self._env, "STREAMS_WORKER__INSTANCE_ID": child.instance_id}
+        health: list[str] = []
+        if self._health_dir is not None:
+            health = ["--health-file", str(child_health_file(self._health_dir, child.index))]
         with self._stdout(child).open("wb") as out:
             child.proc = subprocess.Popen(
                 [
                     *self.argv,
                     *("--child-index", str(child.index), "--supervisor-pid", str(os.getpid())),
+                    *health,
                 ],
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -344,6 +363,8 @@ class Supervisor:
         assert child.proc is not None
         if self._metrics is not None:
             self._metrics.process_exited(child.proc.pid)
+        if self._health_dir is not None:
+            child_health_file(self._health_dir, child.index).unlink(missing_ok=True)
         child.proc = None
         return self._stdout(child).read_text(encoding="utf-8", errors="replace")
 

@@ -85,6 +85,8 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         log.info("assigned %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))
+        if self.worker.on_assigned is not None:
+            self.worker.on_assigned(assigned)
 
 
 class Worker:
@@ -138,6 +140,8 @@ class Worker:
         self._finished: dict[TopicPartition, dict[int, tuple[RawRecord, Outcome, float]]] = {}
         self._txn_lock = asyncio.Lock()
         self.ready = asyncio.Event()
+        #: Called after each join with the (possibly empty) assignment: the health heartbeat.
+        self.on_assigned: Callable[[set[TopicPartition]], None] | None = None
 
     # -- lifecycle --------------------------------------------------------------------
 
