@@ -43,6 +43,7 @@ from typing import Any, Protocol
 
 __all__ = [
     "HEARTBEAT_S",
+    "PATHS",
     "CachedCheck",
     "Heartbeat",
     "Probe",
@@ -53,6 +54,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("streams.health")
+
+PATHS = ("/livez", "/readyz")
+"""The health paths the metrics port serves (the Kubernetes probes point at them)."""
 
 HEARTBEAT_S = 0.5
 """How often the heartbeat task stamps the time (and rewrites a child's health file)."""

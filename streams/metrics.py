@@ -51,6 +51,9 @@ before it imports prometheus-client; :mod:`streams.supervisor` sets it to a fres
 directory per run, and :class:`SupervisorMetrics` serves the merged view of it on
 ``worker.metrics_port``. Children never serve a port.
 
+The same port answers ``/livez`` and ``/readyz`` when a probe is passed to ``serve``
+(:mod:`streams.health`); every other path is ``/metrics``.
+
 No label ever carries a document, a key or a secret: label values come from
 configuration (pipeline, provider, model), contract field paths with list
 indexes removed, and fixed enumerations.
@@ -70,6 +73,8 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+from streams.health import PATHS
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -278,7 +283,7 @@ def _app(registry: CollectorRegistry, probe: Probe | None) -> WSGIApplication:
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if probe is None or path not in ("/livez", "/readyz"):
+        if probe is None or path not in PATHS:
             served: Iterable[bytes] = metrics_app(environ, start_response)
             return served
         verdict = probe.live() if path == "/livez" else probe.ready()
