@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install demo test lint types schemas pytest bench dev-up dev-down clean
+.PHONY: install demo test lint types schemas pytest bench deploy-check dev-up dev-down clean
 
 install: $(VENV)/.installed
 
@@ -38,6 +38,13 @@ pytest: install
 # (~6 min) or --smoke (~2.5 min, what tests/test_bench_smoke.py runs) write elsewhere.
 bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# The deploy files, checked offline by the tools themselves (the pytest suite checks them
+# with parsers and the real settings model): Debian's docker-compose, and kubectl kustomize.
+deploy-check:
+	docker-compose -f docker-compose.yml --profile observability config -q
+	kubectl kustomize deploy/k8s/at-least-once >/dev/null
+	kubectl kustomize deploy/k8s/exactly-once >/dev/null
 
 dev-up: install
 	$(BIN)/streams dev up
