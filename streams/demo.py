@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import shutil
 import sys
 import time
@@ -25,6 +26,10 @@ from contracts import SAMPLES_DIR
 from streams.envelope import RawRecord
 from streams.pipeline import Outcome
 from streams.textnorm import text_sha256
+
+# librdkafka writes its own lines to stderr unless given a logger; through this one they
+# are project log lines at their level (INFO for its housekeeping, hidden in the demo).
+_LIBRDKAFKA = logging.getLogger("streams.demo.librdkafka")
 
 __all__ = ["register", "run_demo"]
 
@@ -179,7 +184,9 @@ async def _run(
         say(f"  [{len(rows)}/{len(inputs)}] {raw.key_str} -> {outcome.route.value}")
 
     worker = build_worker(settings, "invoices", on_outcome=record)
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "logger": _LIBRDKAFKA}
+    )
     for item in inputs:
         producer.produce("invoices.raw", value=item.value, key=item.key.encode())
     producer.flush(30)
@@ -250,7 +257,9 @@ def _valid_detail(out: Outcome) -> str:
 def _topic_counts(bootstrap: str, pipeline: str) -> dict[str, int]:
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "demo-counter"})
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "demo-counter", "logger": _LIBRDKAFKA}
+    )
     counts: dict[str, int] = {}
     try:
         for route in ("valid", "invalid", "over-budget", "dlq"):

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-__all__ = ["JsonFormatter", "configure_logging"]
+__all__ = ["JsonFormatter", "RetriedErrorsAreInfo", "configure_logging"]
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -32,12 +32,38 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str, ensure_ascii=False)
 
 
+class RetriedErrorsAreInfo(logging.Filter):
+    """Client libraries' ERROR lines about errors they retry themselves become INFO.
+
+    aiokafka logs e.g. ``Group Coordinator Request failed: [Error 15]
+    GroupCoordinatorNotAvailableError`` at ERROR on a fresh broker, then retries and
+    succeeds. An error that is retried is not an operator's problem until it persists,
+    and persisting shows in the project's own metrics and logs. The line is kept at
+    INFO (so ``--log-level INFO`` with the library's logger at INFO still shows it) and
+    dropped when that level is not enabled for its logger.
+    """
+
+    def __init__(self, *prefixes: str) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR or not record.name.startswith(self.prefixes):
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        if not any(getattr(arg, "retriable", False) is True for arg in args):
+            return True
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+
+
 def configure_logging(level: str = "INFO", *, json_logs: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if json_logs:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RetriedErrorsAreInfo("aiokafka"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
