@@ -40,9 +40,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from streams.devstack._coordinators import wait_for_coordinators
 from streams.devstack._maven import _run_maven
 from streams.devstack._process import (
     HOST,
@@ -80,9 +81,6 @@ __all__ = [
     "render_server_properties",
     "run_kafka_tool",
 ]
-
-_PROBE_ID = "streams-devstack-coordinator-probe"
-"""Group and transactional id of the start-up check that the coordinators are loaded."""
 
 KAFKA_VERSION = "4.1.1"
 BROKER_MAIN = "kafka.Kafka"
@@ -355,41 +353,12 @@ class LocalKafka:
                     last_error = str(exc)
                 else:
                     if metadata.brokers:
-                        self._wait_coordinators(admin, deadline)
+                        wait_for_coordinators(admin, self.bootstrap, deadline, self._log_tails)
                         return
             time.sleep(0.2)
         raise DevstackError(
             f"Kafka on {self.bootstrap} gave no metadata in time ({last_error}):\n"
             f"{self._log_tails()}"
-        )
-
-    def _wait_coordinators(self, admin: Any, deadline: float) -> None:
-        """Wait until the group and the transaction coordinators answer.
-
-        A fresh broker creates ``__consumer_offsets`` and ``__transaction_state`` on first
-        use and answers "coordinator load in progress" meanwhile. Clients retry that, but
-        log it loudly (librdkafka's GETPID warning, aiokafka's GroupCoordinatorNotAvailable
-        ERROR), so the first screen of a demo would show errors nobody caused.
-        """
-        last_error = "no answer yet"
-        while time.monotonic() < deadline:
-            try:
-                admin.describe_consumer_groups([_PROBE_ID])[_PROBE_ID].result(timeout=5)
-                producer = Producer(
-                    {
-                        "bootstrap.servers": self.bootstrap,
-                        "transactional.id": _PROBE_ID,
-                        "log_level": 0,
-                    }
-                )
-                producer.init_transactions(10)
-                return
-            except KafkaException as exc:
-                last_error = str(exc)
-            time.sleep(0.2)
-        raise DevstackError(
-            f"Kafka on {self.bootstrap} has no group or transaction coordinator in time "
-            f"({last_error}):\n{self._log_tails()}"
         )
 
     def _accepts_connections(self) -> bool:
