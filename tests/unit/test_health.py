@@ -134,3 +134,17 @@ def test_metrics_port_serves_the_probes_as_json_beside_metrics() -> None:
         assert "streams_records_in_total" in httpx.get(f"{base}/metrics").text
     finally:
         stop()
+
+
+def test_registry_check_names_an_unreachable_registry() -> None:
+    """The real registry client against a closed port: /readyz gets the error, in words."""
+    from streams.app import registry_check
+    from streams.settings import load_settings
+
+    settings = load_settings(None, registry={"url": f"http://127.0.0.1:{_port()}/apis/ccompat/v6"})
+    check = registry_check(settings)
+    assert check is not None
+    problem = check()
+    assert problem is not None
+    assert problem.startswith("ConnectError")
+    assert registry_check(load_settings(None)) is None  # mock:// is not checked
