@@ -55,15 +55,21 @@ def _month_table() -> dict[str, int]:
 #: Folded month name or abbreviation -> month number.
 MONTHS: Mapping[str, int] = _month_table()
 
-_WORD = r"[^\W\d_]+"
-_YMD = re.compile(r"(?<![\d.,/-])(\d{4}) ?([-/.]) ?(\d{1,2}) ?\2 ?(\d{1,2})(?!\d)")
+# Each pattern starts by consuming a digit or a letter and checks what precedes it
+# with a look-behind after that first character: a pattern that starts with a
+# look-behind makes the regex engine try every position of the text, one that starts
+# with a character class lets it skip ahead to the candidates.
+_LETTER = r"[^\W\d_]"
+_YMD = re.compile(r"(\d(?<![\d.,/-]\d)\d{3}) ?([-/.]) ?(\d{1,2}) ?\2 ?(\d{1,2})(?!\d)")
 _CJK = re.compile(r"(\d{4}) ?[年년] ?(\d{1,2}) ?[月월] ?(\d{1,2}) ?[日일]")
-_DMY = re.compile(r"(?<![\d.,/-])(\d{1,2}) ?([-/.]) ?(\d{1,2}) ?\2 ?(\d{4}|\d{2})(?!\d)(?![-/.]\d)")
+_CJK_MARKS = ("年", "년")
+_DMY = re.compile(r"(\d(?<![\d.,/-]\d)\d?) ?([-/.]) ?(\d{1,2}) ?\2 ?(\d{4}|\d{2})(?!\d)(?![-/.]\d)")
 _MONTH_DAY_YEAR = re.compile(
-    rf"(?<![^\W\d_])({_WORD})\.? ?(\d{{1,2}})(?:st|nd|rd|th)?\.?,? ?(\d{{4}})(?!\d)"
+    rf"({_LETTER}(?<!{_LETTER}{_LETTER}){_LETTER}*)\.? ?(\d{{1,2}})(?:st|nd|rd|th)?\.?,? ?"
+    r"(\d{4})(?!\d)"
 )
 _DAY_MONTH_YEAR = re.compile(
-    rf"(?<!\d)(\d{{1,2}})(?:st|nd|rd|th|er|\.)? ?(?:de )?({_WORD})\.?,? ?(?:de )?(\d{{4}})(?!\d)"
+    rf"(\d(?<!\d\d)\d?)(?:st|nd|rd|th|er|\.)? ?(?:de )?({_LETTER}+)\.?,? ?(?:de )?(\d{{4}})(?!\d)"
 )
 
 
@@ -96,7 +102,7 @@ def _dates(candidates: Iterable[tuple[int, int, int]]) -> frozenset[date]:
 def _scan(text: str) -> Iterator[tuple[int, int, frozenset[date]]]:
     for m in _YMD.finditer(text):
         yield m.start(), m.end(), _dates([(int(m[1]), int(m[3]), int(m[4]))])
-    for m in _CJK.finditer(text):
+    for m in _CJK.finditer(text) if any(mark in text for mark in _CJK_MARKS) else ():
         yield m.start(), m.end(), _dates([(int(m[1]), int(m[2]), int(m[3]))])
     for m in _DMY.finditer(text):
         a, b, year = int(m[1]), int(m[3]), _year(m[4])

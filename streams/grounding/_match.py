@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from streams.grounding._currency import CURRENCY_ALIASES
 from streams.grounding._dates import date_tokens
-from streams.grounding._numbers import number_tokens
+from streams.grounding._numbers import negative_at, number_index
 from streams.grounding._view import LooseView, TextView, build_view, fold, loose_view
 
 __all__ = ["Document", "Found", "OriginalRange"]
@@ -62,12 +62,8 @@ class Document:
         return loose_view(self.view)
 
     @cached_property
-    def numbers(self) -> dict[Decimal, list[tuple[int, int, bool]]]:
-        index: dict[Decimal, list[tuple[int, int, bool]]] = defaultdict(list)
-        for token in number_tokens(self.view, self.source):
-            for value in token.values:
-                index[value].append((token.start, token.end, token.negative))
-        return index
+    def numbers(self) -> dict[Decimal, list[tuple[int, int]]]:
+        return number_index(self.view, self.source)
 
     @cached_property
     def dates(self) -> dict[date, list[tuple[int, int]]]:
@@ -119,8 +115,9 @@ class Document:
             return None
         hits = self.numbers.get(abs(number), [])
         if number < 0:
-            hits = [hit for hit in hits if hit[2]]
-        return self._found("number", [(s, e) for s, e, _ in hits])
+            text = self.view.text
+            hits = [hit for hit in hits if negative_at(text, hit[0])]
+        return self._found("number", hits)
 
     def find_date(self, value: date) -> Found | None:
         day = value.date() if isinstance(value, datetime) else value

@@ -9,14 +9,12 @@ grounded by Decimal equality, so 1200.00 matches "1200" and "1,200.00" alike.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
 from streams.grounding._view import TextView
 
-__all__ = ["NumberToken", "interpretations", "number_tokens"]
+__all__ = ["interpretations", "negative_at", "number_index"]
 
 # Both patterns match at every start position (a capture inside a lookahead), and
 # refuse to start or end inside a longer number: "234" is not a token of "1,234.50".
@@ -32,17 +30,8 @@ _PLAIN = re.compile(_NOT_INSIDE_BEFORE + r"(?=(\d+(?:[.,]\d+)?)" + _NOT_INSIDE_A
 # What a view space may stand for when it separates thousands ("1 234,50"): one
 # space in the original, not a collapsed gap between two table columns.
 _THOUSANDS_SPACES = frozenset({" ", "\u00a0", "\u202f", "\u2009", "&nbsp;", "&#160;", "&thinsp;"})
+_DIGITS = re.compile(r"\d+")
 _NEGATIVE_BEFORE = re.compile(r"[-(] ?[^\w\s]{0,3} ?$")
-
-
-@dataclass(frozen=True)
-class NumberToken:
-    """A number in the view: its view range and the values it can be read as."""
-
-    start: int
-    end: int
-    values: frozenset[Decimal]
-    negative: bool
 
 
 @lru_cache(maxsize=4096)
@@ -77,31 +66,50 @@ def _space_grouping_is_real(view: TextView, source: str, start: int, end: int) -
     )
 
 
-def _matches(pattern: re.Pattern[str], text: str) -> Iterator[tuple[int, int, str]]:
-    for m in pattern.finditer(text):
-        yield m.start(1), m.end(1), m.group(1)
+def number_index(view: TextView, source: str) -> dict[Decimal, list[tuple[int, int]]]:
+    """Every value a number token of ``view`` can mean -> the view ranges of those tokens.
 
-
-def number_tokens(view: TextView, source: str) -> list[NumberToken]:
-    """All number tokens of ``view`` (whose original text is ``source``), in text order."""
+    Ranges are in text order. ``source`` is the original text behind ``view``.
+    """
+    text = view.text
+    # Both patterns can only match where a run of digits starts: find those with one
+    # fast scan, then try the patterns there (their look-behinds see the real text).
+    starts = [m.start() for m in _DIGITS.finditer(text)]
     found: dict[tuple[int, int], frozenset[Decimal]] = {}
     spaced: list[tuple[int, int]] = []
-    for start, end, text in _matches(_GROUPED, view.text):
-        if " " in text:
+    grouped, plain = _GROUPED.match, _PLAIN.match
+    for pos in starts:
+        m = grouped(text, pos)
+        if m is None:
+            continue
+        start, end = m.span(1)
+        token = m.group(1)
+        if " " in token:
             if not _space_grouping_is_real(view, source, start, end):
                 continue
             spaced.append((start, end))
-        found[(start, end)] = interpretations(text)
-    for start, end, text in _matches(_PLAIN, view.text):
-        # "1 234,50" is one number, not a 1 followed by 234.50.
-        if any(s <= start and end <= e for s, e in spaced):
+        found[(start, end)] = interpretations(token)
+    for pos in starts:
+        m = plain(text, pos)
+        if m is None:
             continue
-        found[(start, end)] = found.get((start, end), frozenset()) | interpretations(text)
-    return [
-        # The eight characters before the token (not a copy of the whole prefix per token).
-        NumberToken(
-            start, end, values, bool(_NEGATIVE_BEFORE.search(view.text[max(0, start - 8) : start]))
-        )
-        for (start, end), values in sorted(found.items())
-        if values
-    ]
+        start, end = m.span(1)
+        # "1 234,50" is one number, not a 1 followed by 234.50.
+        if spaced and any(s <= start and end <= e for s, e in spaced):
+            continue
+        values = interpretations(m.group(1))
+        known = found.get((start, end))
+        found[(start, end)] = values if known is None else known | values
+    index: dict[Decimal, list[tuple[int, int]]] = {}
+    for span in sorted(found):
+        for value in found[span]:
+            index.setdefault(value, []).append(span)
+    return index
+
+
+def negative_at(text: str, start: int) -> bool:
+    """Whether the number starting at ``start`` of a view's ``text`` is written negative.
+
+    Reads only the eight characters before it ("-", "(", "- $", "(€ ").
+    """
+    return bool(_NEGATIVE_BEFORE.search(text[max(0, start - 8) : start]))

@@ -74,10 +74,10 @@ _PUNCTUATION = str.maketrans(
     }
 )
 
-# ASCII whitespace (what str.isspace() is true for below 128) or a run of anything else.
-_ASCII_PIECE = re.compile(
-    r"(?P<space>[\t\n\x0b\x0c\r\x1c-\x1f ]+)|(?P<word>[^\t\n\x0b\x0c\r\x1c-\x1f ]+)"
-)
+# ASCII whitespace (what str.isspace() is true for below 128) that the view does not
+# copy one for one: a run of two or more, or one that is not a plain space. Between
+# two of these an ASCII run maps to the view character for character.
+_ASCII_GAP = re.compile(r"[\t\n\x0b\x0c\r\x1c-\x1f ]{2,}|[\t\n\x0b\x0c\r\x1c-\x1f]")
 
 _ASCII_OR_NOT = re.compile(r"(?P<ascii>[\x00-\x7f]+)|(?P<other>[^\x00-\x7f]+)")
 
@@ -142,8 +142,9 @@ class _Builder:
         """Emit ``source[start:end]`` character by character, as :meth:`emit` would.
 
         An ASCII run (most of any document) folds to its lower case with whitespace
-        collapsed, so it is emitted a word at a time; other runs go through
-        :func:`_fold_char` one character at a time.
+        collapsed, so it is emitted a stretch between two whitespace gaps at a time
+        (a line, a table cell); other runs go through :func:`_fold_char` one character
+        at a time.
         """
         run = source[start:end]
         if not run.isascii():
@@ -156,15 +157,27 @@ class _Builder:
                     for i in range(a, b):
                         self.emit(source[i], i, i + 1)
             return
-        chars, starts, ends = self.chars, self.starts, self.ends
-        for m in _ASCII_PIECE.finditer(run):
-            a, b = m.start() + start, m.end() + start
-            if m.lastgroup == "space":
-                self.space(a, b)
-            else:
-                chars.extend(m.group().lower())
-                starts.extend(range(a, b))
-                ends.extend(range(a + 1, b + 1))
+        lowered = run.lower()
+        pos = 0
+        for m in _ASCII_GAP.finditer(lowered):
+            self._copy(lowered, pos, m.start(), start)
+            self.space(m.start() + start, m.end() + start)
+            pos = m.end()
+        self._copy(lowered, pos, len(lowered), start)
+
+    def _copy(self, lowered: str, a: int, b: int, offset: int) -> None:
+        """Append ``lowered[a:b]``, one view character per original one (no gaps inside)."""
+        if a >= b:
+            return
+        if lowered[a] == " " and (not self.chars or self.chars[-1] == " "):
+            # A lone space right after a collapsed one (or at the very start) joins it.
+            self.space(a + offset, a + offset + 1)
+            a += 1
+            if a == b:
+                return
+        self.chars.extend(lowered[a:b])
+        self.starts.extend(range(a + offset, b + offset))
+        self.ends.extend(range(a + offset + 1, b + offset + 1))
 
     def space(self, start: int, end: int) -> None:
         if not self.chars:

@@ -477,9 +477,79 @@ def test_run_emission_equals_character_emission() -> None:
     alphabet = "aZ09 .,-\t\n\r\x0b\x0c\x1c\x1f\x7f\x01é\u2013\u2019ﬁ\u00a0\u200b漢"
     texts = [p.read_text(encoding="utf-8") for p in SAMPLES_DIR.rglob("*.txt")]
     texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 200))) for _ in range(500)]
+    texts += [" a", "  a", " ", "a ", "a \n b", "\t", " \x1c"]
+    # What came before the run matters to its first space: nothing, a word, a space.
+    for prefix in ("", "x", "x ", "x\n"):
+        for text in texts:
+            source = prefix + text
+            fast, slow = _Builder(), _Builder()
+            for b in (fast, slow):
+                for i, ch in enumerate(prefix):
+                    b.emit(ch, i, i + 1)
+            fast.emit_run(source, len(prefix), len(source))
+            for i in range(len(prefix), len(source)):
+                slow.emit(source[i], i, i + 1)
+            assert (fast.chars, fast.starts, fast.ends) == (slow.chars, slow.starts, slow.ends)
+
+
+def test_fast_scans_find_what_the_plain_scans_find() -> None:
+    """The date patterns (first character consumed, then the look-behind) and the
+    digit-run-anchored number scan give exactly the matches of their plain forms."""
+    import random
+    import re
+
+    from contracts import SAMPLES_DIR
+    from streams.grounding import _dates, _numbers
+    from streams.grounding._view import build_view
+
+    word = r"[^\W\d_]+"
+    plain_dates = {
+        _dates._YMD: r"(?<![\d.,/-])(\d{4}) ?([-/.]) ?(\d{1,2}) ?\2 ?(\d{1,2})(?!\d)",
+        _dates._DMY: r"(?<![\d.,/-])(\d{1,2}) ?([-/.]) ?(\d{1,2}) ?\2 ?(\d{4}|\d{2})(?!\d)"
+        r"(?![-/.]\d)",
+        _dates._MONTH_DAY_YEAR: rf"(?<![^\W\d_])({word})\.? ?(\d{{1,2}})(?:st|nd|rd|th)?\.?,? ?"
+        r"(\d{4})(?!\d)",
+        _dates._DAY_MONTH_YEAR: rf"(?<!\d)(\d{{1,2}})(?:st|nd|rd|th|er|\.)? ?(?:de )?({word})"
+        r"\.?,? ?(?:de )?(\d{4})(?!\d)",
+    }
+
+    def plain_numbers(text: str) -> dict[Decimal, list[tuple[int, int]]]:
+        view = build_view(text)
+        found: dict[tuple[int, int], frozenset[Decimal]] = {}
+        spaced: list[tuple[int, int]] = []
+        for m in _numbers._GROUPED.finditer(view.text):
+            if " " in m.group(1):
+                if not _numbers._space_grouping_is_real(view, text, *m.span(1)):
+                    continue
+                spaced.append(m.span(1))
+            found[m.span(1)] = _numbers.interpretations(m.group(1))
+        for m in _numbers._PLAIN.finditer(view.text):
+            s, e = m.span(1)
+            if not any(a <= s and e <= b for a, b in spaced):
+                found[(s, e)] = found.get((s, e), frozenset()) | _numbers.interpretations(m[1])
+        index: dict[Decimal, list[tuple[int, int]]] = {}
+        for span in sorted(found):
+            for value in found[span]:
+                index.setdefault(value, []).append(span)
+        return index
+
+    rng = random.Random(5)
+    pieces = [
+        *"0123456789" * 3,
+        *" -/.,'(\n" * 2,
+        "march",
+        "de",
+        "mai",
+        "st",
+        "x",
+        "é",
+        "\u0661",
+        "&nbsp;",
+    ]
+    texts = [p.read_text(encoding="utf-8") for p in SAMPLES_DIR.rglob("*.txt")]
+    texts += ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 50))) for _ in range(3000)]
     for text in texts:
-        fast, slow = _Builder(), _Builder()
-        fast.emit_run(text, 0, len(text))
-        for i, ch in enumerate(text):
-            slow.emit(ch, i, i + 1)
-        assert (fast.chars, fast.starts, fast.ends) == (slow.chars, slow.starts, slow.ends)
+        for fast, plain in plain_dates.items():
+            spans = [(m.span(), m.groups()) for m in fast.finditer(text)]
+            assert spans == [(m.span(), m.groups()) for m in re.finditer(plain, text)], text
+        assert _numbers.number_index(build_view(text), text) == plain_numbers(text), text
