@@ -13,6 +13,7 @@ import base64
 import io
 import json
 import struct
+from functools import lru_cache
 from typing import Any
 
 import fastavro
@@ -21,7 +22,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from contracts.base import ContractVersion
-from streams.avro_schema import avro_schema_for, to_avro_datum
+from streams.avro_schema import GROUNDING_SCHEMA, avro_schema_for, to_avro_datum
 from streams.errors import ConfigError, EncodingError
 
 __all__ = ["ENVELOPE_VERSION", "AvroWireEncoder", "decode_wire", "envelope_bytes"]
@@ -51,6 +52,14 @@ class AvroWireEncoder:
         self._registry = registry
         self._schema_id: int | None = None
         self._has_grounding = any(f["name"] == "grounding" for f in self.schema_dict["fields"])
+        last = self.schema_dict["fields"][-1]
+        #: The grounding is the value's last field, in the shape this module writes by
+        #: hand (fastavro spends most of a valid record's encoding time on it: it
+        #: validates the union's whole subtree before writing it).
+        self._grounding_last = last["name"] == "grounding" and last["type"] == [
+            "null",
+            GROUNDING_SCHEMA,
+        ]
 
     @property
     def schema_id(self) -> int:
@@ -95,7 +104,16 @@ class AvroWireEncoder:
     ) -> bytes:
         datum = to_avro_datum(record)
         datum["provenance"] = {**provenance, "schema_id": self.schema_id}
-        if self._has_grounding:
+        tail = b""
+        if self._grounding_last and grounding is not None:
+            # fastavro writes the union's null branch (one 0 byte, last in the value);
+            # it is replaced by branch 1 and the grounding, written the same way.
+            datum["grounding"] = None
+            try:
+                tail = grounding_bytes(grounding)
+            except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+                raise EncodingError(f"Avro encoding failed: grounding: {exc}") from exc
+        elif self._has_grounding:
             datum["grounding"] = grounding
         buf = io.BytesIO()
         buf.write(struct.pack(">bI", _MAGIC, self.schema_id))
@@ -103,7 +121,65 @@ class AvroWireEncoder:
             fastavro.schemaless_writer(buf, self.parsed, datum)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise EncodingError(f"Avro encoding failed: {exc}") from exc
-        return buf.getvalue()
+        if not tail:
+            return buf.getvalue()
+        body = buf.getbuffer()
+        if body[-1] != 0:  # pragma: no cover - the null branch is always one 0 byte
+            raise EncodingError("Avro encoding failed: grounding is not the value's last field")
+        return bytes(body[:-1]) + tail
+
+
+_INT32 = 2**31
+_ONE_BYTE = tuple(bytes((i,)) for i in range(0x80))
+
+
+def _long(n: int) -> bytes:
+    """Avro's zig-zag varint encoding of an int or long."""
+    n = (n << 1) ^ (n >> 63)
+    if n < 0x80:  # most lengths and offsets: one or two bytes
+        return _ONE_BYTE[n]
+    if n < 0x4000:
+        return bytes(((n & 0x7F) | 0x80, n >> 7))
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+@lru_cache(maxsize=4096)
+def _string(value: str) -> bytes:
+    """An Avro string; cached, because paths and methods repeat from record to record."""
+    data = value.encode("utf-8")
+    return _long(len(data)) + data
+
+
+def _optional_int(value: int | None) -> bytes:
+    if value is None:
+        return b"\x00"
+    if not -_INT32 <= value < _INT32:
+        raise ValueError(f"{value} does not fit an Avro int")
+    return b"\x02" + _long(value)
+
+
+def grounding_bytes(grounding: dict[str, Any]) -> bytes:
+    """Branch 1 of the ``["null", Grounding]`` union and the grounding datum, as fastavro
+    writes them (a test compares the two byte for byte)."""
+    fields = grounding["fields"]
+    parts = [b"\x02", struct.pack("<d", float(grounding["coverage"]))]
+    if fields:
+        parts.append(_long(len(fields)))
+        for f in fields:
+            parts += (
+                _string(f["path"]),
+                b"\x01" if f["found"] else b"\x00",
+                _optional_int(f["start"]),
+                _optional_int(f["end"]),
+                _string(f["method"]),
+            )
+    parts.append(b"\x00")
+    return b"".join(parts)
 
 
 def decode_wire(value: bytes, reader_schema: dict[str, Any]) -> tuple[int, dict[str, Any]]:

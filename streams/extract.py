@@ -169,13 +169,15 @@ class Extractor:
                 if cached is not None:
                     return cached
         messages = build_messages(self.contract, document)
-        worst_case = self.gate.check(self.estimate(messages))
+        prompt_tokens = self.estimate(messages)
+        worst_case = self.gate.check(prompt_tokens)
         scopes = ("pipeline",) + ((f"tenant:{document.tenant}",) if document.tenant else ())
         ledger = _Ledger(clock=RecordClock(self._clock), record=object())
         last_error: OutputError | None = None
         for number in range(1, self.budgets.max_attempts + 1):
             if number > 1:
-                worst_case = self.estimate(messages) + self.budgets.max_output_tokens
+                prompt_tokens = self.estimate(messages)
+                worst_case = prompt_tokens + self.budgets.max_output_tokens
             if ledger.tokens + worst_case > self.budgets.max_total_tokens:
                 raise RetryTokensExhausted(
                     f"attempt {number} could bring the record to {ledger.tokens + worst_case} "
@@ -185,7 +187,9 @@ class Extractor:
                     used=ledger.tokens,
                     **self._history(ledger, last_error),
                 )
-            completion, retries = await self._paid_call(messages, scopes, ledger, last_error)
+            completion, retries = await self._paid_call(
+                messages, prompt_tokens, scopes, ledger, last_error
+            )
             ledger.input_tokens += completion.input_tokens
             ledger.output_tokens += completion.output_tokens
             ledger.latency_ms += completion.latency_s * 1000
@@ -237,12 +241,16 @@ class Extractor:
     async def _paid_call(
         self,
         messages: tuple[ChatMessage, ...],
+        prompt_tokens: int,
         scopes: tuple[str, ...],
         ledger: _Ledger,
         last_error: OutputError | None,
     ) -> tuple[Completion, int]:
-        """Reserve the worst-case cost of one call against the spend caps, call, settle."""
-        worst = self.cost(self.estimate(messages), self.budgets.max_output_tokens)
+        """Reserve the worst-case cost of one call against the spend caps, call, settle.
+
+        ``prompt_tokens`` is the estimate of ``messages`` the budget gate already made.
+        """
+        worst = self.cost(prompt_tokens, self.budgets.max_output_tokens)
         reservation = None
         if self.spend is not None:
             reservation = await self._reserve(scopes, worst, ledger)

@@ -47,8 +47,8 @@ from streams.avro_schema import (
     write_schema_files,
 )
 from streams.devstack.registry import LocalRegistry
-from streams.encode import ENVELOPE_VERSION, envelope_bytes
-from streams.errors import ConfigError
+from streams.encode import ENVELOPE_VERSION, AvroWireEncoder, envelope_bytes
+from streams.errors import ConfigError, EncodingError
 from streams.grounding import ground
 from streams.settings import default_cache_dir
 
@@ -193,6 +193,39 @@ def test_sample_record_roundtrips_through_avro(path: Path) -> None:
     read.pop("provenance")
     read.pop("grounding")
     assert Invoice.model_validate(read) == invoice
+
+
+def test_hand_written_grounding_is_byte_for_byte_fastavro() -> None:
+    """The encoder writes the grounding union itself; fastavro writes the same bytes, for
+    every sample invoice's real grounding and for the edge values (empty, not found,
+    non-ASCII paths, the int limits)."""
+    contract = get_contract("invoice", 1)
+    registry = SchemaRegistryClient.new_client({"url": "mock://"})
+    encoder = AvroWireEncoder(contract, registry, "t.valid-value", manage_compatibility=False)
+    edge_fields = [
+        {"path": "vendor", "found": False, "start": None, "end": None, "method": "not_found"},
+        {"path": "é[0].ü", "found": True, "start": 0, "end": 2**31 - 1, "method": "exact"},
+        {"path": "", "found": True, "start": 63, "end": 64, "method": "number"},
+    ]
+    groundings = [{"coverage": 1.0, "fields": []}, {"coverage": 0.0, "fields": edge_fields}]
+    for path in INVOICE_ANSWERS:
+        invoice = Invoice.model_validate_json(path.read_text(encoding="utf-8"), strict=True)
+        text = path.with_suffix(".txt").read_text(encoding="utf-8")
+        groundings.append(grounding_datum(ground(invoice, text)))
+    invoice = Invoice.model_validate_json(INVOICE_ANSWERS[0].read_text(encoding="utf-8"))
+    parsed = fastavro.parse_schema(avro_schema_for(contract))
+    for grounding in groundings:
+        ours = encoder.encode(invoice, dict(PROVENANCE_DATUM), grounding)
+        datum = to_avro_datum(invoice) | {
+            "provenance": {**PROVENANCE_DATUM, "schema_id": encoder.schema_id},
+            "grounding": grounding,
+        }
+        buf = io.BytesIO()
+        fastavro.schemaless_writer(buf, parsed, datum)
+        assert ours[5:] == buf.getvalue()
+    too_big = {"coverage": 1.0, "fields": [{**edge_fields[1], "end": 2**31}]}
+    with pytest.raises(EncodingError, match="does not fit"):
+        encoder.encode(invoice, dict(PROVENANCE_DATUM), too_big)
 
 
 OTHER_ANSWERS = [

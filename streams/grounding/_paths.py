@@ -57,6 +57,8 @@ class PathGlob:
         return bool(self._patterns)
 
     def matches(self, path: str) -> bool:
+        if not self._patterns:
+            return False
         parts = _parts(path)
         return any(_match(pattern, parts) for pattern in self._patterns)
 
