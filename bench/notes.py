@@ -415,16 +415,18 @@ def profile_section(results: dict[str, Any]) -> str:
         "",
         f"`py-spy record --format raw --nonblocking --rate {prof['rate_hz']}` attached to one "
         f"worker from its partition assignment to its last output, {prof['records']:,} "
-        "records per case, in separate runs with the settings of (a) and (b) (and one of the "
-        "peer at (b)'s settings). *Self*: the share of all samples whose innermost frame is "
-        "the function. *Inclusive*: the share of the whole stacks (a `--nonblocking` sample "
-        "can be cut short; those count for self only) with the function anywhere below the "
-        "event loop. A compiled extension's time (fastavro, pydantic-core, orjson) shows as "
-        "its Python caller's self time.",
+        "records per case, in separate runs with the settings of (a) and (b), one of a second "
+        "pass over an input whose first pass filled the cache (the first pass unprofiled), and "
+        "one of the peer at (b)'s settings. *Self*: the share of all samples whose innermost "
+        "frame is the function. *Inclusive*: the share of the whole stacks (a "
+        "`--nonblocking` sample can be cut short; those count for self only) with the "
+        "function anywhere below the event loop. A compiled extension's time (fastavro, "
+        "pydantic-core, orjson) shows as its Python caller's self time.",
     ]
     cases = (
         ("instant", "Worker, instant model (a)"),
         ("latency_bound", "Worker, 200 ms and 64 in flight (b)"),
+        ("replay", "Worker, a replay of cache hits (c), instant model"),
         ("peer_latency_bound", "Peer, 200 ms and 64 in flight (b)"),
     )
     for key, title in cases:

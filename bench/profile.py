@@ -1,4 +1,5 @@
-"""py-spy on the worker (instant and latency-bound) and on the peer (latency-bound).
+"""py-spy on the worker (instant, latency-bound, a replay of cache hits) and on the peer
+(latency-bound).
 
 Separate runs from the measured ones (a sampler costs the process it samples a
 little), with the same settings as (a) and (b): a fresh input, one worker, and
@@ -21,6 +22,7 @@ from typing import Any
 from bench.harness import Context, Proc, peer_sink, start_peer, wait_outputs
 from bench.kafka_io import output_topics
 from bench.procs import STARTED, WorkerProc, worker_config
+from bench.scenarios import reset_when_idle
 
 PARTITIONS = 6
 IN_FLIGHT = 64
@@ -97,7 +99,13 @@ def _spy(ctx: Context, name: str, pid: int) -> tuple[subprocess.Popen[bytes], Pa
 
 
 def _profile_one(
-    ctx: Context, name: str, latency_ms: float, limit: int | None, *, peer: bool = False
+    ctx: Context,
+    name: str,
+    latency_ms: float,
+    limit: int | None,
+    *,
+    peer: bool = False,
+    replay: bool = False,
 ) -> dict[str, Any]:
     n = ctx.counts.profile
     pipeline, source = f"bench-p-{name}", f"bench-p-{name}.raw"
@@ -110,8 +118,18 @@ def _profile_one(
         topics = [sink]
         proc = start_peer(ctx, f"p-{name}", source, sink, sim, IN_FLIGHT)
     else:
-        config = worker_config(ctx.bootstrap, sim.url, pipeline, source, cache=False)
+        config = worker_config(ctx.bootstrap, sim.url, pipeline, source, cache=replay)
         topics = output_topics(pipeline)
+        if replay:
+            # Fill the cache unprofiled, then profile the second pass over the same input.
+            base = ctx.broker.end_offsets(topics)
+            warm = WorkerProc(ctx.workdir, f"p-{name}-warm", config)
+            try:
+                warm.wait_assigned()
+                wait_outputs(ctx, f"profile-{name}-warm", topics, base, n, [warm])
+            finally:
+                warm.stop()
+            reset_when_idle(ctx, f"bench.{pipeline}", source)
         proc = WorkerProc(ctx.workdir, f"p-{name}", config)
     base = ctx.broker.end_offsets(topics)
     try:
@@ -131,11 +149,13 @@ def _profile_one(
     return summarise(out_file.read_text(), code=code)
 
 
-#: (results key, simulator latency ms, simulator concurrency limit, the peer?)
+#: (results key, simulator latency ms, simulator concurrency limit, the peer?, a replay
+#: of cache hits?)
 CASES = (
-    ("instant", 0.0, None, False),
-    ("latency_bound", 200.0, IN_FLIGHT, False),
-    ("peer_latency_bound", 200.0, IN_FLIGHT, True),
+    ("instant", 0.0, None, False, False),
+    ("latency_bound", 200.0, IN_FLIGHT, False, False),
+    ("replay", 0.0, None, False, True),
+    ("peer_latency_bound", 200.0, IN_FLIGHT, True, False),
 )
 
 
@@ -144,9 +164,9 @@ def profile(ctx: Context) -> None:
     n = ctx.counts.profile
     print(f"(p) profile: py-spy, {n} records per case", flush=True)
     found: dict[str, Any] = {"records": n, "rate_hz": RATE_HZ}
-    for name, latency_ms, limit, peer in CASES:
+    for name, latency_ms, limit, peer, replay in CASES:
         try:
-            found[name] = _profile_one(ctx, name, latency_ms, limit, peer=peer)
+            found[name] = _profile_one(ctx, name, latency_ms, limit, peer=peer, replay=replay)
         except (OSError, subprocess.SubprocessError) as exc:
             found[name] = {"error": f"py-spy failed: {exc}"}
         print(f"  [{name}] top self: {found[name].get('self', [])[:3]}", flush=True)

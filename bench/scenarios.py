@@ -216,7 +216,7 @@ def sequential(ctx: Context, sim: Simulator) -> None:
 # -- (c) replay -------------------------------------------------------------------------
 
 
-def _reset_when_idle(ctx: Context, group: str, topic: str) -> None:
+def reset_when_idle(ctx: Context, group: str, topic: str) -> None:
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -240,7 +240,7 @@ def replay(ctx: Context, sim: Simulator, source: str) -> None:
     ctx.broker.create_pipeline_topics(pipeline, source, PARTITIONS)
     config = worker_config(ctx.bootstrap, sim.url, pipeline, source, cache=True)
     warm = run_worker(ctx, "c-warm", config, n, sim)
-    _reset_when_idle(ctx, f"bench.{pipeline}", source)
+    reset_when_idle(ctx, f"bench.{pipeline}", source)
     print("  group offsets reset to earliest", flush=True)
     run = run_worker(ctx, "c-replay", config, n, sim)
     if "latency_bound_peer_rps" in ctx.results:

@@ -13,6 +13,7 @@ import json
 import logging
 from typing import Any
 
+import orjson
 from pydantic import BaseModel
 
 from streams.attempts import Extraction
@@ -44,8 +45,10 @@ def encode_entry(extraction: Extraction, text: str) -> bytes:
 def decode_entry(value: bytes, model: type[BaseModel], text: str | None) -> Extraction | None:
     """The extraction a cache hit stands for (no call, no cost), or None if unusable."""
     try:
-        data = json.loads(value)
-        record = model.model_validate_json(json.dumps(data["record"]), strict=True)
+        # orjson here: an entry is read, never hashed; the bytes it writes are still
+        # json's canonical ones (encode_entry).
+        data = orjson.loads(value)
+        record = model.model_validate_json(orjson.dumps(data["record"]), strict=True)
     except (ValueError, KeyError, TypeError) as exc:
         log.warning("ignoring unusable cache entry: %s", exc)
         return None

@@ -7,6 +7,8 @@ configuration and fixed enumerations only (see :mod:`streams.metrics`).
 
 from __future__ import annotations
 
+from typing import Any
+
 from streams.guard import GuardState, ProviderGuard
 from streams.metrics import Metrics, field_label
 from streams.pipeline import Outcome, Pipeline
@@ -25,34 +27,50 @@ class WorkerReport:
         self.contract = pipeline.contract.ref
         self._guard_state = GuardState.CLOSED
         self._trips_seen = 0
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once per label set: the per-record
+        methods below call it about fifteen times a record, and ``labels()`` takes a
+        lock and re-stringifies its values each time. Bounded like the metric's own
+        children (label values come from configuration and fixed enumerations)."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def cache_lookup(self, hit: bool) -> None:
-        self.metrics.cache_lookups.labels(self.pipe).inc()
+        self._child(self.metrics.cache_lookups, self.pipe).inc()
         if hit:
-            self.metrics.cache_hits.labels(self.pipe).inc()
+            self._child(self.metrics.cache_hits, self.pipe).inc()
 
     def observed(self, outcome: Outcome) -> None:
         """Per-record model metrics, from the outcome's attempt log."""
-        m, pipe, provider, model = self.metrics, self.pipe, self.provider, self.model
+        m, pipe, provider, model, c = (
+            self.metrics,
+            self.pipe,
+            self.provider,
+            self.model,
+            self._child,
+        )
         for status in outcome.request_statuses:
-            m.model_requests.labels(pipe, provider, model, status).inc()
+            c(m.model_requests, pipe, provider, model, status).inc()
         for attempt in outcome.attempt_log:
-            m.attempts.labels(pipe).inc()
-            m.request_seconds.labels(pipe, provider, model).observe(attempt.latency_ms / 1000)
+            c(m.attempts, pipe).inc()
+            c(m.request_seconds, pipe, provider, model).observe(attempt.latency_ms / 1000)
             for err in attempt.errors:
-                m.validation_errors.labels(
-                    pipe, self.contract, field_label(err.path), err.type
-                ).inc()
-        m.tokens.labels(pipe, "input").inc(outcome.input_tokens)
-        m.tokens.labels(pipe, "output").inc(outcome.output_tokens)
-        m.cost.labels(pipe).inc(outcome.cost_usd)
-        m.record_cost.labels(pipe).observe(outcome.cost_usd)
+                c(m.validation_errors, pipe, self.contract, field_label(err.path), err.type).inc()
+        c(m.tokens, pipe, "input").inc(outcome.input_tokens)
+        c(m.tokens, pipe, "output").inc(outcome.output_tokens)
+        c(m.cost, pipe).inc(outcome.cost_usd)
+        c(m.record_cost, pipe).observe(outcome.cost_usd)
         if outcome.coverage is not None:
-            m.grounding.labels(pipe).observe(outcome.coverage)
+            c(m.grounding, pipe).observe(outcome.coverage)
 
     def routed(self, route: str, seconds: float) -> None:
-        self.metrics.records_out.labels(self.pipe, route).inc()
-        self.metrics.record_seconds.labels(self.pipe, route).observe(seconds)
+        self._child(self.metrics.records_out, self.pipe, route).inc()
+        self._child(self.metrics.record_seconds, self.pipe, route).observe(seconds)
 
     def guard(self, guard: ProviderGuard) -> None:
         """Mirror the guard's state (the guard itself logs the transitions)."""
