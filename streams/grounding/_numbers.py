@@ -60,7 +60,7 @@ def interpretations(token: str) -> frozenset[Decimal]:
 
 def _space_grouping_is_real(view: TextView, source: str, start: int, end: int) -> bool:
     return all(
-        source[view.starts[i] : view.ends[i]] in _THOUSANDS_SPACES
+        source[slice(*view.source_of(i))] in _THOUSANDS_SPACES
         for i in range(start, end)
         if view.text[i] == " "
     )

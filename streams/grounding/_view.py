@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -102,17 +103,49 @@ def _fold_char(ch: str) -> str:
     return "".join(out)
 
 
+#: No fixed original range: view character ``v`` of a linear stretch that starts at
+#: view index ``v0`` and original index ``o0`` comes from ``[o0 + v - v0, o0 + v - v0 + 1)``.
+_LINEAR = -1
+
+
 @dataclass(frozen=True)
 class TextView:
-    """Folded text plus, for each of its characters, the original range it came from."""
+    """Folded text plus, for each of its characters, the original range it came from.
+
+    The map is kept by stretch, not by character: mark ``k`` says that from view index
+    ``at[k]`` up to the next mark the view copies the original one for one from
+    ``start[k]`` (``end[k]`` is ``_LINEAR``), or that every view character there came
+    from the original range ``[start[k], end[k])`` (a collapsed space, an entity, a
+    character that folds to several).
+    """
 
     text: str
-    starts: tuple[int, ...]
-    ends: tuple[int, ...]
+    at: tuple[int, ...]
+    start: tuple[int, ...]
+    end: tuple[int, ...]
 
     def original(self, start: int, end: int) -> tuple[int, int]:
         """The original ``[start, end)`` range behind view range ``[start, end)``."""
-        return self.starts[start], self.ends[end - 1]
+        return self.source_of(start)[0], self.source_of(end - 1)[1]
+
+    def source_of(self, i: int) -> tuple[int, int]:
+        """The original range behind view character ``i``."""
+        k = bisect_right(self.at, i) - 1
+        first, last = self.start[k], self.end[k]
+        if last == _LINEAR:
+            first += i - self.at[k]
+            return first, first + 1
+        return first, last
+
+    @property
+    def starts(self) -> tuple[int, ...]:
+        """The original start of every view character (for tests and tools)."""
+        return tuple(self.source_of(i)[0] for i in range(len(self.text)))
+
+    @property
+    def ends(self) -> tuple[int, ...]:
+        """The original end of every view character (for tests and tools)."""
+        return tuple(self.source_of(i)[1] for i in range(len(self.text)))
 
 
 @dataclass(frozen=True)
@@ -126,17 +159,24 @@ class LooseView:
 class _Builder:
     def __init__(self) -> None:
         self.chars: list[str] = []
-        self.starts: list[int] = []
-        self.ends: list[int] = []
+        self.at: list[int] = []
+        self.start: list[int] = []
+        self.end: list[int] = []
 
     def emit(self, text: str, start: int, end: int) -> None:
         for c in "".join(map(_fold_char, text)):
             if c == " ":
                 self.space(start, end)
             else:
-                self.chars.append(c)
-                self.starts.append(start)
-                self.ends.append(end)
+                self._block(c, start, end)
+
+    def _block(self, c: str, start: int, end: int) -> None:
+        """Append view character ``c`` that stands for original ``[start, end)``."""
+        if not (self.end and self.end[-1] == end and self.start[-1] == start):
+            self.at.append(len(self.chars))
+            self.start.append(start)
+            self.end.append(end)
+        self.chars.append(c)
 
     def emit_run(self, source: str, start: int, end: int) -> None:
         """Emit ``source[start:end]`` character by character, as :meth:`emit` would.
@@ -175,26 +215,38 @@ class _Builder:
             a += 1
             if a == b:
                 return
+        self.at.append(len(self.chars))
+        self.start.append(a + offset)
+        self.end.append(_LINEAR)
         self.chars.extend(lowered[a:b])
-        self.starts.extend(range(a + offset, b + offset))
-        self.ends.extend(range(a + offset + 1, b + offset + 1))
 
     def space(self, start: int, end: int) -> None:
-        if not self.chars:
+        chars = self.chars
+        if not chars:
             return
-        if self.chars[-1] == " ":
+        if chars[-1] == " ":
             # A collapsed run keeps its whole extent, so a number parser can tell one
             # thousands-separating space from a gap between table columns.
-            self.ends[-1] = end
+            last = len(chars) - 1
+            if self.at[-1] == last:  # the space has its own mark: widen it
+                self.end[-1] = end
+            else:  # the space ends a linear stretch: give it its own mark
+                first = self.start[-1] + last - self.at[-1]
+                self.at.append(last)
+                self.start.append(first)
+                self.end.append(end)
             return
-        self.chars.append(" ")
-        self.starts.append(start)
-        self.ends.append(end)
+        self.at.append(len(chars))
+        self.start.append(start)
+        self.end.append(end)
+        chars.append(" ")
 
     def view(self) -> TextView:
         if self.chars and self.chars[-1] == " ":
-            del self.chars[-1], self.starts[-1], self.ends[-1]
-        return TextView("".join(self.chars), tuple(self.starts), tuple(self.ends))
+            del self.chars[-1]
+            if self.at[-1] == len(self.chars):
+                del self.at[-1], self.start[-1], self.end[-1]
+        return TextView("".join(self.chars), tuple(self.at), tuple(self.start), tuple(self.end))
 
 
 def build_view(source: str, *, markup: bool = True) -> TextView:
