@@ -58,11 +58,11 @@ def build_pipeline(
             max_connections=settings.llm.max_connections,
         )
     budgets = settings.budgets
-    cache = KafkaTable(settings.kafka.bootstrap_servers, cfg.topic("cache"))
+    cache = KafkaTable(settings.kafka, cfg.topic("cache"))
     spend = None
     if budgets.spend_cap_usd is not None or budgets.tenant_spend_cap_usd is not None:
         spend = SpendLedger(
-            settings.kafka.bootstrap_servers,
+            settings.kafka,
             cfg.topic("spend"),
             SpendCaps(
                 pipeline_usd=budgets.spend_cap_usd,

@@ -68,7 +68,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     produce.add_argument("topic")
     produce.add_argument("files", nargs="+", type=Path)
-    produce.add_argument("--bootstrap", required=True, help="host:port of a broker")
+    produce.add_argument("--bootstrap", help="override kafka.bootstrap_servers")
+    _config_arg(produce)
     produce.add_argument("--envelope", action="store_true", help="wrap in a JSON envelope")
     produce.add_argument("--tenant", help="tenant to put in the envelope")
     produce.set_defaults(func=_produce)
@@ -182,7 +183,7 @@ def _replay(args: argparse.Namespace) -> int:
     settings = _settings_for(args)
     pipeline = settings.pipeline(args.pipeline)
     reset_offsets(
-        settings.kafka.bootstrap_servers,
+        settings.kafka,
         f"{settings.kafka.group_prefix}.{pipeline.name}",
         pipeline.input_topic,
         to_earliest=args.to_earliest,
@@ -198,7 +199,7 @@ def _redrive(args: argparse.Namespace) -> int:
     settings = _settings_for(args)
     pipeline = settings.pipeline(args.pipeline)
     result = redrive(
-        settings.kafka.bootstrap_servers,
+        settings.kafka,
         pipeline.topic(args.source),
         pipeline.input_topic,
         since=args.since,
@@ -278,12 +279,12 @@ async def _run_until_signal(
 
 
 def _produce(args: argparse.Namespace) -> int:
-    from confluent_kafka import Producer
+    from streams.kafka import clients
 
     missing = [str(f) for f in args.files if not f.is_file()]
     if missing:
         raise ConfigError(f"no such file(s): {', '.join(missing)}")
-    producer = Producer({"bootstrap.servers": args.bootstrap, "enable.idempotence": True})
+    producer = clients.producer(_settings_for(args).kafka, {"enable.idempotence": True})
     for i, path in enumerate(args.files, 1):
         value = path.read_bytes()
         if args.envelope:

@@ -36,6 +36,7 @@ from aiokafka.errors import CommitFailedError, KafkaError, ProducerFenced
 
 from streams.envelope import RawRecord
 from streams.errors import Route
+from streams.kafka import clients
 from streams.kafka.output import Output
 from streams.kafka.produce import ProduceFault, classify_produce_error, output_size_limit
 from streams.kafka.rescue import UNPARSEABLE_FETCH, read_at
@@ -151,8 +152,8 @@ class Worker:
             # replicas (both PID 1 in their containers) never fence each other.
             producer_opts["transactional_id"] = f"{self.group_id}.{self.instance_id}"
         client_id = f"{kafka.client_id}.{self.pipeline.name}"
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=kafka.bootstrap_servers,
+        self._producer = clients.aio_producer(
+            kafka,
             client_id=client_id,
             enable_idempotence=True,
             acks="all",
@@ -160,8 +161,8 @@ class Worker:
             max_request_size=kafka.max_request_size,
             **producer_opts,
         )
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=kafka.bootstrap_servers,
+        self._consumer = clients.aio_consumer(
+            kafka,
             client_id=client_id,
             group_id=self.group_id,
             # Static membership: a restarted instance gets its partitions back without a
@@ -206,7 +207,7 @@ class Worker:
 
     async def _ensure_output_topics(self) -> None:
         """Create the four output topics with the input topic's partition count."""
-        bootstrap = self.settings.kafka.bootstrap_servers
+        bootstrap = self.settings.kafka
         parts = await partition_count(bootstrap, self.pipeline.settings.input_topic)
         topics = [self.pipeline.settings.topic(r.value) for r in Route]
         await ensure_topics(bootstrap, [TopicSpec(t, parts or -1) for t in topics])
@@ -273,9 +274,7 @@ class Worker:
         paused = self._consumer.paused()
         for tp in sorted(self._consumer.assignment() - paused):
             position = await self._consumer.position(tp)
-            raw = await read_at(
-                self.settings.kafka.bootstrap_servers, tp.topic, tp.partition, position
-            )
+            raw = await read_at(self.settings.kafka, tp.topic, tp.partition, position)
             if raw is None:
                 continue
             self._start(tp, raw)

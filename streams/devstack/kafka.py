@@ -8,7 +8,7 @@ listening on 127.0.0.1 only::
     from streams.settings import default_cache_dir
 
     with LocalKafka(default_cache_dir()) as kafka:
-        producer = confluent_kafka.Producer({"bootstrap.servers": kafka.bootstrap})
+        producer = clients.producer(kafka.bootstrap)
         ...
         kafka.restart()  # same port, same data: a broker-restart fault
 
@@ -41,7 +41,6 @@ from types import TracebackType
 from typing import Any, Self
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
 
 from streams.devstack._maven import _run_maven
 from streams.devstack._process import (
@@ -59,6 +58,7 @@ from streams.devstack._process import (
     free_ports,
     port_is_free,
 )
+from streams.kafka import clients
 
 __all__ = [
     "BROKER_MAIN",
@@ -344,7 +344,7 @@ class LocalKafka:
                 raise DevstackError(f"Kafka exited during start-up:\n{self._log_tails()}")
             if admin is None and self._accepts_connections():
                 # librdkafka's own logging is silenced: failures surface as exceptions.
-                admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+                admin = clients.admin_client(self.bootstrap, {"log_level": 0})
             if admin is not None:
                 try:
                     metadata = admin.list_topics(timeout=2.0)
