@@ -38,6 +38,7 @@ from streams.envelope import RawRecord
 from streams.errors import Route
 from streams.kafka import clients
 from streams.kafka.output import Output
+from streams.kafka.preflight import preflight_access, preflight_connection
 from streams.kafka.produce import ProduceFault, classify_produce_error, output_size_limit
 from streams.kafka.rescue import UNPARSEABLE_FETCH, read_at
 from streams.metrics import Metrics
@@ -145,6 +146,9 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then drain in-flight records (bounded) and commit."""
         kafka = self.settings.kafka
+        # Credentials, certificates and ACLs fail here in one line, before anything is read.
+        await preflight_connection(kafka)
+        await preflight_access(self.settings, self.pipeline.settings)
         await self._ensure_output_topics()
         producer_opts: dict[str, Any] = {}
         if self.exactly_once:

@@ -16,6 +16,7 @@ import pytest
 from contracts import SAMPLES_DIR
 from streams.devstack.kafka import LocalKafka
 from streams.devstack.registry import LocalRegistry
+from streams.devstack.secure import SecureKafka
 from streams.settings import default_cache_dir
 from streams.simulator import SimulatorConfig, SimulatorThread
 
@@ -29,6 +30,21 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
     """A single-node KRaft broker on 127.0.0.1, from Maven Central jars."""
     broker = LocalKafka(
         default_cache_dir(), data_dir=tmp_path_factory.mktemp("kafka-data"), progress=_progress
+    )
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKafka]:
+    """A broker with a SASL_SSL listener (generated CA, SCRAM and PLAIN users, ACLs)."""
+    broker = SecureKafka(
+        default_cache_dir(),
+        data_dir=tmp_path_factory.mktemp("secure-kafka-data"),
+        progress=_progress,
     )
     broker.start()
     try:

@@ -301,11 +301,7 @@ class LocalKafka:
         logs = self.log_path.parent
         logs.mkdir(parents=True, exist_ok=True)
         kraft_dir = self.data_dir / "kraft"
-        self.properties_path.write_text(
-            render_server_properties(
-                port=self.port, controller_port=self.controller_port, log_dir=kraft_dir
-            )
-        )
+        self.properties_path.write_text(self._render_properties(kraft_dir))
         if not (kraft_dir / "meta.properties").is_file():
             self._format(java, libs, logs)
         command = _java_command(java, libs, _BROKER_JVM, logs, BROKER_MAIN)
@@ -319,9 +315,20 @@ class LocalKafka:
         elapsed = time.monotonic() - started
         self._progress(f"Kafka {KAFKA_VERSION} ready on {self.bootstrap} in {elapsed:.1f}s")
 
+    def _render_properties(self, log_dir: Path) -> str:
+        """The broker's ``server.properties`` (a subclass adds listeners and security)."""
+        return render_server_properties(
+            port=self.port, controller_port=self.controller_port, log_dir=log_dir
+        )
+
+    def _format_args(self) -> list[str]:
+        """Extra ``kafka-storage format`` arguments (a subclass adds SCRAM users)."""
+        return []
+
     def _format(self, java: str, libs: Path, logs: Path) -> None:
         command = _java_command(java, libs, _TOOL_JVM, logs, STORAGE_TOOL_MAIN)
         args = ["format", "-t", new_cluster_id(), "-c", str(self.properties_path)]
+        args += self._format_args()
         result = subprocess.run(
             command + args,
             stdin=subprocess.DEVNULL,

@@ -15,7 +15,7 @@ from aiokafka import TopicPartition
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
-from streams.errors import StateStoreError
+from streams.errors import KafkaAuthorizationFailed, StateStoreError
 from streams.kafka import clients
 from streams.kafka.clients import KafkaTarget
 
@@ -65,6 +65,21 @@ def _ensure(kafka: KafkaTarget, specs: list[TopicSpec]) -> list[str]:
             err = exc.args[0] if exc.args else None
             if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
                 continue  # another worker won the race
+            if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                target = clients.as_settings(kafka)
+                listener = clients.describe(target)
+                who = f"User:{target.username}" if target.username else "this client"
+                raise KafkaAuthorizationFailed(
+                    f"topic {name!r} is not visible to {who} (missing, or no DESCRIBE) and it "
+                    f"may not CREATE it on the {listener}: create it and grant access, or add "
+                    f"the ACL: kafka-acls.sh --bootstrap-server "
+                    f"{target.bootstrap_servers} --add --allow-principal {who} "
+                    f"--operation Create --topic {name}",
+                    listener=listener,
+                    resource="topic",
+                    name=name,
+                    operation="CREATE",
+                ) from None
             raise StateStoreError(f"could not create topic {name}: {exc}") from exc
     return created
 

@@ -1,0 +1,254 @@
+"""The pipeline on a secured broker: SASL_SSL with SCRAM and PLAIN, ACLs, clear failures.
+
+The harness creates topics and grants ACLs as the super-user on the broker's loopback
+PLAINTEXT listener; everything under test connects to the SASL_SSL listener as a user
+that has exactly the ACLs :func:`streams.kafka.preflight.required_access` lists.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka.admin import NewTopic
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from streams.app import build_worker
+from streams.devstack.secure import SecureKafka, generate_ca
+from streams.kafka import clients
+from streams.kafka.preflight import required_access
+from streams.settings import Settings, load_settings
+from tests.integration.kafka_utils import ROUTES, consume_all, produce
+from tests.integration.pipeline_utils import new_name, run_until, spawn_worker, write_config
+from tests.integration.test_prometheus import Batch, mixed_batch
+
+pytestmark = pytest.mark.integration
+
+
+def secure_settings(
+    broker: SecureKafka, sim_url: str, name: str, user: str = "worker", **kafka: Any
+) -> Settings:
+    return load_settings(
+        None,
+        kafka={**broker.client_settings(user), **kafka},
+        llm={"base_url": f"{sim_url}/v1", "model": "sim-extractor-1", "timeout_s": 5},
+        budgets={"backoff_base_s": 0.05, "backoff_max_s": 1.0},
+        worker={"commit_interval_s": 0.2, "pause_backoff_s": 0.5},
+        pipelines=[
+            {
+                "name": name,
+                "input_topic": f"{name}.raw",
+                "contract": "invoice",
+                "contract_version": 1,
+            }
+        ],
+    )
+
+
+def acls_for(settings: Settings) -> list[tuple[str, str, str]]:
+    """The pipeline's ACLs as :meth:`SecureKafka.grant` takes them."""
+    pipeline = settings.pipelines[0]
+    return [(a.kind, a.name, a.operation) for a in required_access(settings, pipeline)]
+
+
+def create_topics(broker: SecureKafka, name: str) -> None:
+    """As an operator would on a locked-down cluster: the worker may not create topics."""
+    admin = clients.admin_client(broker.bootstrap)
+    topics = [f"{name}.{suffix}" for suffix in ("raw", *ROUTES)]
+    new = [NewTopic(t, 2, 1) for t in topics]
+    new.append(NewTopic(f"{name}.cache", 1, 1, config={"cleanup.policy": "compact"}))
+    for future in admin.create_topics(new).values():
+        future.result(timeout=30)
+
+
+def prepared(broker: SecureKafka, sim_url: str, name: str, batch: Batch, **kafka: Any) -> Settings:
+    settings = secure_settings(broker, sim_url, name, **kafka)
+    create_topics(broker, name)
+    broker.grant("worker", acls_for(settings))
+    produce(broker.bootstrap, f"{name}.raw", batch.records)
+    return settings
+
+
+def routes_of(broker: SecureKafka, name: str) -> Counter[str]:
+    return Counter(m.topic.rsplit(".", 1)[1] for m in outputs(broker, name))
+
+
+def outputs(broker: SecureKafka, name: str) -> list[Any]:
+    return consume_all(broker.bootstrap, [f"{name}.{r}" for r in ROUTES])
+
+
+def test_scram_sasl_ssl_worker_process_with_exact_acls(
+    secure_kafka: SecureKafka,
+    invoice_samples: Path,
+    sim_factory: Any,
+    registry_url: str,
+    tmp_path: Path,
+) -> None:
+    """`streams run` over SASL_SSL + SCRAM-SHA-512 with only its ACLs routes every input once,
+    and a second user with READ on the valid topic decodes it with a stock AvroDeserializer."""
+    batch = mixed_batch(invoice_samples)
+    sim = sim_factory(fixture_dirs=[invoice_samples], script=batch.rules)
+    name = new_name("scram")
+    settings = prepared(secure_kafka, sim, name, batch)
+    kafka_toml = {
+        k: v for k, v in secure_kafka.client_settings("worker").items() if k != "password"
+    }
+    config = write_config(
+        tmp_path / "worker.toml", kafka_toml.pop("bootstrap_servers"), sim, name,
+        registry=registry_url, kafka=kafka_toml,
+    )  # fmt: skip
+    log = tmp_path / "worker.log"
+    password = secure_kafka.password("worker")
+    proc = spawn_worker(config, name, log, env={"STREAMS_KAFKA__PASSWORD": password})
+    try:
+        deadline = time.monotonic() + 120
+        while sum(routes_of(secure_kafka, name).values()) < len(batch.records):
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, f"no outcomes in time\n{log.read_text()[-3000:]}"
+            time.sleep(0.5)
+    finally:
+        proc.terminate()
+        code = proc.wait(40)
+    assert code == 0, log.read_text()[-3000:]
+    assert routes_of(secure_kafka, name) == Counter(batch.expected.values())
+    assert password not in log.read_text()
+
+    # A consumer over SASL_SSL (user `reader`, READ on the valid topic and its own group)
+    # reads the valid records with a stock deserializer through the registry.
+    group = f"reader-{name}"
+    secure_kafka.grant("reader", [("topic", f"{name}.valid", "READ"), ("group", group, "READ")])
+    reader = clients.consumer(
+        load_settings(None, kafka=secure_kafka.client_settings("reader")).kafka,
+        {"group.id": group, "auto.offset.reset": "earliest", "enable.auto.commit": False},
+    )
+    valid = settings.pipelines[0].topic("valid")
+    decoded = []
+    with SchemaRegistryClient({"url": registry_url}) as registry:
+        deserialize = AvroDeserializer(registry)
+        try:
+            reader.subscribe([valid])
+            deadline = time.monotonic() + 60
+            while len(decoded) < 3 and time.monotonic() < deadline:
+                msg = reader.poll(0.5)
+                if msg is None or msg.error() is not None:
+                    continue
+                decoded.append(
+                    deserialize(msg.value(), SerializationContext(valid, MessageField.VALUE))
+                )
+        finally:
+            reader.close()
+    assert len(decoded) == list(batch.expected.values()).count("valid") == 3
+    for datum in decoded:
+        assert datum["provenance"]["pipeline"] == name
+        assert datum["total"] is not None
+
+
+async def test_plain_sasl_ssl_in_process_worker(
+    secure_kafka: SecureKafka, invoice_samples: Path, sim_factory: Any
+) -> None:
+    """SASL PLAIN over TLS: the same exact ACLs are enough and every input is routed once."""
+    batch = mixed_batch(invoice_samples)
+    sim = sim_factory(fixture_dirs=[invoice_samples], script=batch.rules)
+    name = new_name("plain")
+    settings = prepared(secure_kafka, sim, name, batch, sasl_mechanism="PLAIN")
+    assert settings.kafka.sasl_mechanism == "PLAIN"
+    worker = build_worker(
+        settings, name, registry=SchemaRegistryClient.new_client({"url": "mock://"})
+    )
+    await run_until([worker], len(batch.records))
+    assert worker.stats.produced == batch.counts()
+    assert routes_of(secure_kafka, name) == Counter(batch.expected.values())
+
+
+def _failed_run(
+    secure_kafka: SecureKafka, sim: str, name: str, tmp_path: Path, password: str, **kafka: Any
+) -> tuple[int, list[str]]:
+    """Run `streams run` to its exit; (exit code, the non-empty lines it printed)."""
+    settings = {**secure_kafka.client_settings("worker"), **kafka}
+    settings.pop("password")
+    config = write_config(
+        tmp_path / "worker.toml", settings.pop("bootstrap_servers"), sim, name, kafka=settings
+    )
+    log = tmp_path / "worker.log"
+    proc = spawn_worker(config, name, log, env={"STREAMS_KAFKA__PASSWORD": password})
+    code = proc.wait(90)
+    text = log.read_text()
+    assert password not in text
+    return code, [line for line in text.splitlines() if line.strip()]
+
+
+def test_wrong_password_is_one_line_naming_mechanism_and_listener(
+    secure_kafka: SecureKafka, simulator: str, tmp_path: Path
+) -> None:
+    """A wrong SCRAM password exits 2 with one line naming SCRAM-SHA-512 and the listener."""
+    name = new_name("badpw")
+    code, lines = _failed_run(secure_kafka, simulator, name, tmp_path, "not-the-password-42")
+    assert code == 2
+    assert lines == [
+        "streams: error: SASL SCRAM-SHA-512 authentication as user 'worker' failed on the "
+        f"SASL_SSL listener {secure_kafka.secure_bootstrap}: the broker rejected the "
+        "credentials; check kafka.username and kafka.password (STREAMS_KAFKA__PASSWORD)"
+    ]
+
+
+def test_missing_acl_is_one_line_and_nothing_is_consumed(
+    secure_kafka: SecureKafka, invoice_samples: Path, simulator: str, tmp_path: Path
+) -> None:
+    """Without WRITE on the dlq topic the worker exits 2 before consuming, naming the ACL."""
+    batch = mixed_batch(invoice_samples)
+    name = new_name("noacl")
+    settings = secure_settings(secure_kafka, simulator, name)
+    create_topics(secure_kafka, name)
+    dlq = ("topic", f"{name}.dlq", "WRITE")
+    secure_kafka.grant("worker", [a for a in acls_for(settings) if a != dlq])
+    produce(secure_kafka.bootstrap, f"{name}.raw", batch.records)
+    code, lines = _failed_run(
+        secure_kafka, simulator, name, tmp_path, secure_kafka.password("worker")
+    )
+    assert code == 2
+    assert lines == [
+        f"streams: error: user 'worker' may not WRITE topic '{name}.dlq' (the dlq outcomes) "
+        f"on the SASL_SSL listener {secure_kafka.secure_bootstrap}; add the ACL: "
+        f"kafka-acls.sh --bootstrap-server {secure_kafka.secure_bootstrap} --add "
+        f"--allow-principal User:worker --operation Write --topic {name}.dlq"
+    ]
+    # Nothing was consumed: no outcome anywhere, and the group committed no offset.
+    assert outputs(secure_kafka, name) == []
+    admin = clients.admin_client(secure_kafka.bootstrap)
+    group = admin.list_consumer_group_offsets([_group_request(f"streams.{name}")])[
+        f"streams.{name}"
+    ].result(timeout=30)
+    assert [tp for tp in group.topic_partitions if tp.offset >= 0] == []
+
+
+def _group_request(group: str) -> Any:
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
+    return ConsumerGroupTopicPartitions(group)
+
+
+def test_wrong_ca_is_one_line_naming_the_broker_certificate(
+    secure_kafka: SecureKafka, simulator: str, tmp_path: Path
+) -> None:
+    """A CA that did not sign the broker's certificate exits 2 naming that certificate."""
+    other_ca, _key = generate_ca(tmp_path / "other-ca", "some other CA")
+    name = new_name("badca")
+    code, lines = _failed_run(
+        secure_kafka, simulator, name, tmp_path, secure_kafka.password("worker"),
+        ssl_cafile=str(other_ca),
+    )  # fmt: skip
+    assert code == 2
+    assert len(lines) == 1
+    assert lines[0].startswith(
+        f"streams: error: TLS handshake with the SASL_SSL listener {secure_kafka.secure_bootstrap}"
+        f" failed: the broker's certificate did not verify against kafka.ssl_cafile={other_ca} ("
+    )
+    assert lines[0].endswith(
+        "point kafka.ssl_cafile at the CA that signed the broker's certificate"
+    )
+    assert "certificate verify failed" in lines[0]
