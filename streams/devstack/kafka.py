@@ -12,8 +12,7 @@ listening on 127.0.0.1 only::
         ...
         kafka.restart()  # same port, same data: a broker-restart fault
 
-``dev_up`` / ``dev_down`` / ``dev_status`` keep one long-lived broker for ``streams dev``;
-it outlives the CLI and is found again through ``<cache_dir>/dev/kafka.json``.
+:mod:`streams.devstack.dev_kafka` keeps one long-lived broker for ``streams dev``.
 
 Errors are :class:`DevstackError` when the broker could not be prepared, started or
 stopped, and its subclass :class:`ToolMissing` without ``mvn`` or ``java``; both are
@@ -26,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 import shutil
 import socket
@@ -35,7 +33,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -47,7 +44,6 @@ from streams.devstack._process import (
     HOST,
     DevstackError,
     ToolMissing,
-    _dev_dir,
     _file_lock,
     _process_alive,
     _require_tool,
@@ -69,9 +65,6 @@ __all__ = [
     "DevstackError",
     "LocalKafka",
     "ToolMissing",
-    "dev_down",
-    "dev_status",
-    "dev_up",
     "ensure_kafka_jars",
     "free_ports",
     "kafka_home",
@@ -416,78 +409,3 @@ class LocalKafka:
     def _cleanup(self) -> None:
         if self._owns_data_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
-
-
-def _state_path(cache_dir: Path) -> Path:
-    return _dev_dir(cache_dir) / "kafka.json"
-
-
-def dev_status(cache_dir: Path) -> dict[str, Any] | None:
-    """The running dev broker's state (pid, bootstrap, data dir, ...), or None."""
-    try:
-        state: dict[str, Any] = json.loads(_state_path(cache_dir).read_text())
-        pid = int(state["pid"])
-        properties = Path(state["data_dir"]) / "server.properties"
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
-        return None
-    if not (_process_alive(pid) and _is_broker(pid, properties)):
-        return None
-    return state
-
-
-def dev_up(
-    cache_dir: Path, port: int | None = None, progress: Callable[[str], None] = print
-) -> dict[str, Any]:
-    """Start the dev broker detached, or report the one already running.
-
-    Returns its state plus ``already_running``. Without ``port`` the previous run's
-    port is reused when it is free, so ``bootstrap`` stays stable between runs.
-    """
-    with _file_lock(_dev_dir(cache_dir) / ".lock"):
-        running = dev_status(cache_dir)
-        if running is not None:
-            if port is not None and port != running["port"]:
-                raise DevstackError(
-                    f"the dev Kafka already runs on {running['bootstrap']}: "
-                    "run `streams dev down` first to change its port"
-                )
-            return {**running, "already_running": True}
-        data_dir = _dev_dir(cache_dir) / "data"
-        if port is None:
-            port = _previous_port(cache_dir)
-        kafka = LocalKafka(cache_dir, port=port, data_dir=data_dir, progress=progress)
-        kafka.start()
-        assert kafka.pid is not None
-        state: dict[str, Any] = {
-            "pid": kafka.pid,
-            "bootstrap": kafka.bootstrap,
-            "port": kafka.port,
-            "controller_port": kafka.controller_port,
-            "data_dir": str(kafka.data_dir),
-            "log": str(kafka.log_path),
-            "version": KAFKA_VERSION,
-            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-        path = _state_path(cache_dir)
-        partial = path.with_suffix(".json.partial")
-        partial.write_text(json.dumps(state, indent=2) + "\n")
-        partial.replace(path)
-        return {**state, "already_running": False}
-
-
-def _previous_port(cache_dir: Path) -> int | None:
-    try:
-        port = int(json.loads(_state_path(cache_dir).read_text())["port"])
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
-        return None
-    return port if port_is_free(port) else None
-
-
-def dev_down(cache_dir: Path, timeout: float = 30.0) -> bool:
-    """Stop the dev broker by its recorded PID. False when none was running."""
-    with _file_lock(_dev_dir(cache_dir) / ".lock"):
-        running = dev_status(cache_dir)
-        if running is None:
-            return False
-        _terminate(int(running["pid"]), timeout)
-        return True

@@ -131,6 +131,13 @@ class SecureKafka(LocalKafka):
 
     # -- what a client needs ------------------------------------------------------
 
+    users = USERS
+
+    @property
+    def secrets_path(self) -> Path:
+        """The users' passwords and the keystore's (mode 0600)."""
+        return self.security_dir / "secrets.json"
+
     def password(self, user: str) -> str:
         """``user``'s password (SCRAM and PLAIN)."""
         return str(self._load_secrets()["users"][user])
@@ -179,7 +186,7 @@ class SecureKafka(LocalKafka):
 
     def _load_secrets(self) -> dict[str, Any]:
         if self._secrets is None:
-            path = self.security_dir / "secrets.json"
+            path = self.secrets_path
             if not path.is_file():
                 raise DevstackError(f"{path} is missing: start() the secured broker first")
             self._secrets = json.loads(path.read_text())
@@ -187,7 +194,7 @@ class SecureKafka(LocalKafka):
 
     def _prepare_security(self) -> None:
         """Generate the CA, the broker's keystore and the users' passwords once."""
-        path = self.security_dir / "secrets.json"
+        path = self.secrets_path
         if path.is_file():
             return
         self.security_dir.mkdir(parents=True, exist_ok=True)
