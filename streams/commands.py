@@ -177,10 +177,19 @@ def _settings_for(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, **overrides)
 
 
+def _connected_settings(args: argparse.Namespace) -> Settings:
+    """Settings whose credentials and certificates the cluster accepts (else one line)."""
+    from streams.kafka.preflight import check_connection
+
+    settings = _settings_for(args)
+    check_connection(settings.kafka)
+    return settings
+
+
 def _replay(args: argparse.Namespace) -> int:
     from streams.replay import reset_offsets
 
-    settings = _settings_for(args)
+    settings = _connected_settings(args)
     pipeline = settings.pipeline(args.pipeline)
     reset_offsets(
         settings.kafka,
@@ -196,7 +205,7 @@ def _replay(args: argparse.Namespace) -> int:
 def _redrive(args: argparse.Namespace) -> int:
     from streams.redrive import redrive
 
-    settings = _settings_for(args)
+    settings = _connected_settings(args)
     pipeline = settings.pipeline(args.pipeline)
     result = redrive(
         settings.kafka,
@@ -284,7 +293,7 @@ def _produce(args: argparse.Namespace) -> int:
     missing = [str(f) for f in args.files if not f.is_file()]
     if missing:
         raise ConfigError(f"no such file(s): {', '.join(missing)}")
-    producer = clients.producer(_settings_for(args).kafka, {"enable.idempotence": True})
+    producer = clients.producer(_connected_settings(args).kafka, {"enable.idempotence": True})
     for i, path in enumerate(args.files, 1):
         value = path.read_bytes()
         if args.envelope:

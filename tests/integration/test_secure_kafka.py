@@ -7,6 +7,10 @@ that has exactly the ACLs :func:`streams.kafka.preflight.required_access` lists.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -252,3 +256,38 @@ def test_wrong_ca_is_one_line_naming_the_broker_certificate(
         "point kafka.ssl_cafile at the CA that signed the broker's certificate"
     )
     assert "certificate verify failed" in lines[0]
+
+
+def test_cli_produce_uses_the_secure_settings_and_fails_in_one_line(
+    secure_kafka: SecureKafka, invoice_samples: Path, tmp_path: Path
+) -> None:
+    """`streams produce --config` logs in over SASL_SSL; a wrong password is one line, exit 2."""
+    topic = f"{new_name('cli')}.raw"
+    admin = clients.admin_client(secure_kafka.bootstrap)  # kept alive until the result
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=30)
+    secure_kafka.grant("reader", [("topic", topic, "WRITE")])
+    kafka = {k: v for k, v in secure_kafka.client_settings("reader").items() if k != "password"}
+    config = tmp_path / "cli.toml"
+    config.write_text("[kafka]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in kafka.items()))
+    sample = sorted(invoice_samples.glob("*.txt"))[0]
+
+    def produce_cli(password: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "streams", "produce", topic, str(sample), "--config"]
+        env = {**os.environ, "STREAMS_KAFKA__PASSWORD": password}
+        return subprocess.run(
+            [*argv, str(config)], env=env, capture_output=True, text=True, timeout=90, check=False
+        )
+
+    ok = produce_cli(secure_kafka.password("reader"))
+    assert ok.returncode == 0, ok.stderr
+    [record] = consume_all(secure_kafka.bootstrap, [topic])
+    assert record.value == sample.read_bytes()
+
+    bad = produce_cli("wrong-password-7")
+    assert bad.returncode == 2
+    assert bad.stdout == ""
+    assert bad.stderr.splitlines() == [
+        "streams: error: SASL SCRAM-SHA-512 authentication as user 'reader' failed on the "
+        f"SASL_SSL listener {secure_kafka.secure_bootstrap}: the broker rejected the "
+        "credentials; check kafka.username and kafka.password (STREAMS_KAFKA__PASSWORD)"
+    ]
