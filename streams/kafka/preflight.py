@@ -168,13 +168,19 @@ def check_access(kafka: KafkaSettings, needed: list[Access], timeout_s: float = 
     admin = clients.admin_client(kafka, {"log_level": 0})
     topics = sorted({a.name for a in needed if a.kind == "topic"})
     granted: dict[tuple[str, str], set[str] | None] = {}
-    described = admin.describe_topics(
-        TopicCollection(topics), include_authorized_operations=True, request_timeout=timeout_s
-    )
-    for topic in topics:
-        granted[("topic", topic)] = _granted(described, topic)
-    for group in sorted({a.name for a in needed if a.kind == "group"}):
-        granted[("group", group)] = _group_granted(admin, group, timeout_s)
+    try:
+        described = admin.describe_topics(
+            TopicCollection(topics), include_authorized_operations=True, request_timeout=timeout_s
+        )
+        for topic in topics:
+            granted[("topic", topic)] = _granted(described, topic)
+        for group in sorted({a.name for a in needed if a.kind == "group"}):
+            granted[("group", group)] = _group_granted(admin, group, timeout_s)
+    except KafkaException as exc:
+        # Not a refusal but an unreachable or busy cluster: the worker's own bounded waits
+        # report that, as they did before this check existed.
+        log.warning("could not check the ACLs on the %s (%s)", clients.describe(kafka), exc)
+        return
     missing = [
         a
         for a in needed
