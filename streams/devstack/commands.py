@@ -157,6 +157,7 @@ def _describe(kafka: dict[str, Any] | None, registry: dict[str, Any] | None) -> 
         print(f"kafka log:     {kafka['log']}")
         if "secure_bootstrap" in kafka:
             print(f"sasl_ssl:      {kafka['secure_bootstrap']} (SCRAM-SHA-512, PLAIN)")
+            print(f"mtls (SSL):    {kafka['mtls_bootstrap']} (client certificate beside the CA)")
             print(f"ca file:       {kafka['ca_file']}")
             print(
                 f"users:         {', '.join(kafka['users'])} (passwords: {kafka['secrets_file']})"

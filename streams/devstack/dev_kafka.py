@@ -97,6 +97,7 @@ def dev_up(
             # Where the passwords are, never the passwords: this state is printed.
             state |= {
                 "secure_bootstrap": kafka.secure_bootstrap,
+                "mtls_bootstrap": kafka.mtls_bootstrap,
                 "ca_file": str(kafka.ca_file),
                 "users": list(kafka.users),
                 "secrets_file": str(kafka.secrets_path),

@@ -11,6 +11,9 @@ listener on the same broker::
   ``localhost`` signed by a CA generated at first start with ``openssl`` (``ca_file``),
   and SASL with ``SCRAM-SHA-512`` (users created when the storage is formatted, with
   ``kafka-storage format --add-scram``) and ``PLAIN`` (users in the listener's JAAS).
+* ``SSL`` with a required client certificate (mTLS) on ``mtls_bootstrap``: the client
+  certificate ``client_cert``/``client_key`` (CN ``streams-client``, the key encrypted with
+  ``client_key_password()``) is principal ``User:CN=streams-client``.
 * ``StandardAuthorizer`` with ``allow.everyone.if.no.acl.found=false``: a user can do
   only what an ACL lets it.
 * The ``PLAINTEXT`` listener on ``bootstrap`` (loopback only) stays, for the harness: its
@@ -42,10 +45,13 @@ from streams.devstack._process import HOST, DevstackError, _require_tool, free_p
 from streams.devstack.kafka import LocalKafka, render_server_properties
 from streams.kafka import clients
 
-__all__ = ["USERS", "SecureKafka", "generate_ca", "issue_certificate"]
+__all__ = ["MTLS_PRINCIPAL", "USERS", "SecureKafka", "generate_ca", "issue_certificate"]
 
 #: The SASL users of the secured broker (each can log in with SCRAM-SHA-512 and PLAIN).
 USERS = ("worker", "reader", "limited")
+
+#: The mTLS client's principal (its certificate's subject).
+MTLS_PRINCIPAL = "CN=streams-client"
 
 #: ``grant()`` resource kinds.
 _RESOURCES = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP}
@@ -77,9 +83,17 @@ def generate_ca(directory: Path, name: str = "streams dev CA") -> tuple[Path, Pa
 
 
 def issue_certificate(
-    directory: Path, ca: tuple[Path, Path], name: str, *, password: str
+    directory: Path,
+    ca: tuple[Path, Path],
+    name: str,
+    *,
+    password: str,
+    subject: str = "/CN=localhost",
 ) -> tuple[Path, Path]:
-    """A server certificate for 127.0.0.1/localhost signed by ``ca``: (PEM, PKCS12 keystore)."""
+    """A certificate for 127.0.0.1/localhost signed by ``ca``: (PEM, PKCS12 keystore).
+
+    The key is ``<name>.key`` beside it, unencrypted; the keystore uses ``password``.
+    """
     ca_cert, ca_key = ca
     key, csr, cert = directory / f"{name}.key", directory / f"{name}.csr", directory / f"{name}.pem"
     ext = directory / f"{name}.ext"
@@ -90,7 +104,7 @@ def issue_certificate(
     )
     _openssl(
         ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
-         "-subj", "/CN=localhost"],
+         "-subj", subject],
         directory,
     )  # fmt: skip
     _openssl(
@@ -123,10 +137,15 @@ class SecureKafka(LocalKafka):
         if secure_port is None:
             taken = {self.port, self.controller_port}
             secure_port = next(p for p in free_ports(3) if p not in taken)
+        taken = {self.port, self.controller_port, secure_port}
+        self.mtls_port = next(p for p in free_ports(4) if p not in taken)
         self.secure_port = secure_port
         self.secure_bootstrap = f"{HOST}:{secure_port}"
+        self.mtls_bootstrap = f"{HOST}:{self.mtls_port}"
         self.security_dir = self.data_dir / "security"
         self.ca_file = self.security_dir / "ca.pem"
+        self.client_cert = self.security_dir / "client.pem"
+        self.client_key = self.security_dir / "client.enc.key"
         self._secrets: dict[str, Any] | None = None
 
     # -- what a client needs ------------------------------------------------------
@@ -151,6 +170,21 @@ class SecureKafka(LocalKafka):
             "username": user,
             "password": self.password(user),
             "ssl_cafile": str(self.ca_file),
+        }
+
+    def client_key_password(self) -> str:
+        """The password of the encrypted ``client_key``."""
+        return str(self._load_secrets()["client_key_password"])
+
+    def mtls_settings(self) -> dict[str, Any]:
+        """The ``[kafka]`` settings of a client that authenticates with its certificate."""
+        return {
+            "bootstrap_servers": self.mtls_bootstrap,
+            "security_protocol": "SSL",
+            "ssl_cafile": str(self.ca_file),
+            "ssl_certfile": str(self.client_cert),
+            "ssl_keyfile": str(self.client_key),
+            "ssl_key_password": self.client_key_password(),
         }
 
     def grant(self, user: str, acls: Iterable[tuple[str, str, str]]) -> None:
@@ -204,9 +238,20 @@ class SecureKafka(LocalKafka):
         _cert, keystore = issue_certificate(
             self.security_dir, ca, "broker", password=store_password
         )
+        key_password = secrets.token_hex(12)
+        issue_certificate(
+            self.security_dir, ca, "client", password=key_password, subject=f"/{MTLS_PRINCIPAL}"
+        )
+        _openssl(
+            ["pkey", "-in", "client.key", "-aes256", "-passout", f"pass:{key_password}",
+             "-out", self.client_key.name],
+            self.security_dir,
+        )  # fmt: skip
+        (self.security_dir / "client.key").unlink()
         data = {
             "keystore": str(keystore),
             "keystore_password": store_password,
+            "client_key_password": key_password,
             "users": {user: f"{user}-{secrets.token_hex(12)}" for user in USERS},
         }
         partial = path.with_suffix(".partial")
@@ -217,7 +262,10 @@ class SecureKafka(LocalKafka):
     def start(self, timeout: float = 120.0) -> None:
         self._prepare_security()
         super().start(timeout)
-        self._progress(f"SASL_SSL listener on {self.secure_bootstrap} (CA {self.ca_file})")
+        self._progress(
+            f"SASL_SSL listener on {self.secure_bootstrap}, mTLS on {self.mtls_bootstrap} "
+            f"(CA {self.ca_file})"
+        )
 
     def _render_properties(self, log_dir: Path) -> str:
         base = render_server_properties(
@@ -229,13 +277,14 @@ class SecureKafka(LocalKafka):
         extra = {
             "listeners": (
                 f"PLAINTEXT://{HOST}:{self.port},SASL_SSL://{HOST}:{self.secure_port},"
-                f"CONTROLLER://{HOST}:{self.controller_port}"
+                f"SSL://{HOST}:{self.mtls_port},CONTROLLER://{HOST}:{self.controller_port}"
             ),
             "advertised.listeners": (
-                f"PLAINTEXT://{HOST}:{self.port},SASL_SSL://{HOST}:{self.secure_port}"
+                f"PLAINTEXT://{HOST}:{self.port},SASL_SSL://{HOST}:{self.secure_port},"
+                f"SSL://{HOST}:{self.mtls_port}"
             ),
             "listener.security.protocol.map": (
-                "PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT"
+                "PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL,CONTROLLER:PLAINTEXT"
             ),
             "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             "allow.everyone.if.no.acl.found": "false",
@@ -252,6 +301,13 @@ class SecureKafka(LocalKafka):
             f"{listener}.ssl.keystore.location": data["keystore"],
             f"{listener}.ssl.keystore.password": data["keystore_password"],
             f"{listener}.ssl.key.password": data["keystore_password"],
+            "listener.name.ssl.ssl.keystore.type": "PKCS12",
+            "listener.name.ssl.ssl.keystore.location": data["keystore"],
+            "listener.name.ssl.ssl.keystore.password": data["keystore_password"],
+            "listener.name.ssl.ssl.key.password": data["keystore_password"],
+            "listener.name.ssl.ssl.truststore.type": "PEM",
+            "listener.name.ssl.ssl.truststore.location": str(self.ca_file),
+            "listener.name.ssl.ssl.client.auth": "required",
         }
         lines = [line for line in base.splitlines() if line.split("=", 1)[0] not in extra]
         lines += [f"{key}={value}" for key, value in extra.items()]

@@ -122,6 +122,10 @@ def check_connection(kafka: KafkaSettings, timeout_s: float = 15.0) -> None:
             )
         if error.code() == KafkaError._SSL:
             raise _tls_error(kafka, listener, _clean(error.str()))
+        # The broker's alert about our certificate arrives after the handshake, as a
+        # failed receive.
+        if error.code() == KafkaError._TRANSPORT and "SSL routines" in error.str():
+            raise _tls_error(kafka, listener, _clean(error.str()))
 
 
 def _tls_error(kafka: KafkaSettings, listener: str, reason: str) -> KafkaTLSFailed:
@@ -139,10 +143,17 @@ def _tls_error(kafka: KafkaSettings, listener: str, reason: str) -> KafkaTLSFail
             listener=listener,
             certificate="broker",
         )
-    client = f"kafka.ssl_certfile={kafka.ssl_certfile}" if kafka.ssl_certfile else "none"
+    reason = reason.removeprefix("Receive failed: ")
+    if kafka.ssl_certfile is None:
+        fix = "none is configured: set kafka.ssl_certfile and kafka.ssl_keyfile"
+    else:
+        fix = (
+            f"kafka.ssl_certfile={kafka.ssl_certfile} was refused: it must be signed by a CA "
+            "the broker trusts"
+        )
     return KafkaTLSFailed(
-        f"TLS handshake with the {listener} failed ({reason}); if the broker wants a client "
-        f"certificate, check it (client certificate: {client})",
+        f"TLS handshake with the {listener} failed: the broker wants a client certificate "
+        f"and {fix} ({reason})",
         listener=listener,
         certificate="client",
     )

@@ -23,9 +23,10 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from streams.app import build_worker
-from streams.devstack.secure import SecureKafka, generate_ca
+from streams.devstack.secure import MTLS_PRINCIPAL, SecureKafka, generate_ca
+from streams.errors import KafkaTLSFailed
 from streams.kafka import clients
-from streams.kafka.preflight import required_access
+from streams.kafka.preflight import check_connection, required_access
 from streams.settings import Settings, load_settings
 from tests.integration.kafka_utils import ROUTES, consume_all, produce
 from tests.integration.pipeline_utils import new_name, run_until, spawn_worker, write_config
@@ -291,3 +292,54 @@ def test_cli_produce_uses_the_secure_settings_and_fails_in_one_line(
         f"SASL_SSL listener {secure_kafka.secure_bootstrap}: the broker rejected the "
         "credentials; check kafka.username and kafka.password (STREAMS_KAFKA__PASSWORD)"
     ]
+
+
+async def test_mtls_in_process_worker_with_an_encrypted_client_key(
+    secure_kafka: SecureKafka, invoice_samples: Path, sim_factory: Any
+) -> None:
+    """SSL with a client certificate (key encrypted, password as SecretStr) routes every input,
+    with ACLs granted to the certificate's principal."""
+    batch = mixed_batch(invoice_samples)
+    sim = sim_factory(fixture_dirs=[invoice_samples], script=batch.rules)
+    name = new_name("mtls")
+    settings = load_settings(
+        None,
+        kafka=secure_kafka.mtls_settings(),
+        llm={"base_url": f"{sim}/v1", "model": "sim-extractor-1", "timeout_s": 5},
+        worker={"commit_interval_s": 0.2},
+        pipelines=[
+            {
+                "name": name,
+                "input_topic": f"{name}.raw",
+                "contract": "invoice",
+                "contract_version": 1,
+            }
+        ],
+    )
+    create_topics(secure_kafka, name)
+    secure_kafka.grant(MTLS_PRINCIPAL, acls_for(settings))
+    produce(secure_kafka.bootstrap, f"{name}.raw", batch.records)
+    worker = build_worker(
+        settings, name, registry=SchemaRegistryClient.new_client({"url": "mock://"})
+    )
+    await run_until([worker], len(batch.records))
+    assert routes_of(secure_kafka, name) == Counter(batch.expected.values())
+
+
+def test_mtls_without_a_client_certificate_is_one_line(
+    secure_kafka: SecureKafka, simulator: str
+) -> None:
+    """A listener that wants a client certificate, and none is configured: one line that says so."""
+    kafka = {
+        k: v
+        for k, v in secure_kafka.mtls_settings().items()
+        if k not in ("ssl_certfile", "ssl_keyfile", "ssl_key_password")
+    }
+    settings = load_settings(None, kafka=kafka)
+    with pytest.raises(KafkaTLSFailed) as info:
+        check_connection(settings.kafka)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"TLS handshake with the SSL listener {secure_kafka.mtls_bootstrap}")
+    assert "the broker wants a client certificate and none is configured: set " in message
+    assert message.endswith("ssl/tls alert bad certificate: SSL alert number 42)")
