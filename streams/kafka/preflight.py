@@ -103,13 +103,18 @@ def check_connection(kafka: KafkaSettings, timeout_s: float = 15.0) -> None:
         return
     errors: list[KafkaError] = []
     admin = clients.admin_client(kafka, {"error_cb": errors.append, "log_level": 0})
-    try:
-        admin.list_topics(timeout=timeout_s)
-    except KafkaException:
-        admin.poll(0.5)  # serves error_cb: the reason is only in the callbacks
-    else:
-        return
     listener = clients.describe(kafka)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            admin.list_topics(timeout=1.0)
+            return
+        except KafkaException:
+            admin.poll(0.1)  # serves error_cb: the reason is only in the callbacks
+        _raise_refusal(kafka, listener, errors)
+
+
+def _raise_refusal(kafka: KafkaSettings, listener: str, errors: list[KafkaError]) -> None:
     for error in errors:
         if error.code() == KafkaError._AUTHENTICATION:
             mechanism = kafka.effective_sasl_mechanism
