@@ -12,6 +12,7 @@ from streams.encode import AvroWireEncoder
 from streams.errors import ConfigError
 from streams.extract import Extractor
 from streams.guard import ProviderGuard
+from streams.kafka import clients
 from streams.metrics import Metrics
 from streams.pipeline import Pipeline
 from streams.providers import build_provider
@@ -27,7 +28,7 @@ log = logging.getLogger("streams.app")
 
 
 def registry_client(settings: Settings) -> SchemaRegistryClient:
-    return SchemaRegistryClient.new_client({"url": settings.registry.url})
+    return clients.schema_registry_client(settings.registry)
 
 
 def _is_mock(client: SchemaRegistryClient) -> bool:

@@ -273,6 +273,51 @@ class BudgetSettings(_Group):
 class RegistrySettings(_Group):
     url: str = "mock://"
     """Schema Registry URL (Confluent API). ``mock://`` is an in-process stand-in."""
+    username: str | None = None
+    """Basic-auth user (an API key on Confluent Cloud). Never in the URL: commands print it."""
+    password: SecretStr | None = None
+    """Basic-auth password (API secret). Never logged; set it with
+    ``STREAMS_REGISTRY__PASSWORD``."""
+    bearer_token: SecretStr | None = None
+    """A static bearer token, instead of basic auth. Never logged."""
+    bearer_logical_cluster: str = "default"
+    """Sent with a bearer token as ``target-sr-cluster`` (Confluent Cloud's ``lsrc-...`` id;
+    other registries ignore it)."""
+    ca_file: Path | None = None
+    """PEM bundle of the CAs that sign the registry's certificate (default: the system's)."""
+    certfile: Path | None = None
+    """PEM client certificate, for a registry that wants mTLS."""
+    keyfile: Path | None = None
+    """PEM private key of ``certfile``."""
+    key_password: SecretStr | None = None
+    """Password of an encrypted ``keyfile``. Never logged."""
+
+    @model_validator(mode="after")
+    def _auth(self) -> RegistrySettings:
+        if "@" in self.url.split("://", 1)[-1].split("/", 1)[0]:
+            raise ValueError(
+                "the registry URL holds credentials: move them to registry.username and "
+                "registry.password (STREAMS_REGISTRY__PASSWORD)"
+            )
+        if (self.username is None) != (self.password is None):
+            raise ValueError("registry basic auth needs both registry.username and password")
+        if self.bearer_token is not None and self.username is not None:
+            raise ValueError("choose one of registry basic auth and registry.bearer_token")
+        https = self.url.startswith("https://")
+        for label, path in (
+            ("ca_file", self.ca_file),
+            ("certfile", self.certfile),
+            ("keyfile", self.keyfile),
+        ):
+            if path is None:
+                continue
+            if not https:
+                raise ValueError(f"registry.{label} is set but registry.url is not https://")
+            if not path.is_file():
+                raise ValueError(f"registry.{label} {path} does not exist or is not a file")
+        if self.keyfile is not None and self.certfile is None:
+            raise ValueError("registry.keyfile needs registry.certfile")
+        return self
 
 
 class WorkerSettings(_Group):

@@ -1,5 +1,8 @@
 """The one place that builds Kafka clients, so none of them can miss the security settings.
 
+(The Schema Registry client is built here too, for the same reason: its credentials and
+CA bundle come from ``[registry]``, never from the URL.)
+
 Every aiokafka and confluent-kafka client the project makes comes from here: the worker,
 the state stores, the admin helpers, replay, redrive, tail/explain, produce, the demo, the
 devstack and the benchmark. ``tests/unit/test_kafka_clients.py`` scans the source and
@@ -30,10 +33,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.helpers import create_ssl_context
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from streams.errors import ConfigError
 from streams.kafka._oauth import ClientCredentialsTokenProvider
-from streams.settings import KafkaSettings
+from streams.settings import KafkaSettings, RegistrySettings
 
 __all__ = [
     "KafkaTarget",
@@ -46,6 +50,8 @@ __all__ = [
     "describe",
     "librdkafka_config",
     "producer",
+    "schema_registry_client",
+    "schema_registry_config",
 ]
 
 #: What a client is built from: the settings, or a bare PLAINTEXT ``host:port`` list.
@@ -175,3 +181,35 @@ def aio_producer(target: KafkaTarget, **options: Any) -> AIOKafkaProducer:
 def aio_consumer(target: KafkaTarget, *topics: str, **options: Any) -> AIOKafkaConsumer:
     """An aiokafka consumer (not started)."""
     return AIOKafkaConsumer(*topics, **aiokafka_options(target, options))
+
+
+def schema_registry_config(
+    registry: RegistrySettings, options: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The confluent-kafka ``SchemaRegistryClient`` config: URL, auth, TLS, then ``options``."""
+    config: dict[str, Any] = dict(options or {})
+    config["url"] = registry.url
+    if registry.username is not None and registry.password is not None:
+        config["basic.auth.user.info"] = (
+            f"{registry.username}:{registry.password.get_secret_value()}"
+        )
+    if registry.bearer_token is not None:
+        config["bearer.auth.credentials.source"] = "STATIC_TOKEN"
+        config["bearer.auth.token"] = registry.bearer_token.get_secret_value()
+        config["bearer.auth.logical.cluster"] = registry.bearer_logical_cluster
+    if registry.ca_file is not None:
+        config["ssl.ca.location"] = str(registry.ca_file)
+    if registry.certfile is not None:
+        config["ssl.certificate.location"] = str(registry.certfile)
+    if registry.keyfile is not None:
+        config["ssl.key.location"] = str(registry.keyfile)
+    if registry.key_password is not None:
+        config["ssl.key.password"] = registry.key_password.get_secret_value()
+    return config
+
+
+def schema_registry_client(
+    registry: RegistrySettings, options: Mapping[str, Any] | None = None
+) -> SchemaRegistryClient:
+    """A Schema Registry client (``mock://`` gives confluent-kafka's in-process stand-in)."""
+    return SchemaRegistryClient.new_client(schema_registry_config(registry, options))

@@ -26,6 +26,8 @@ CLIENT_CLASSES = frozenset(
         "AdminClient",
         "SerializingProducer",
         "DeserializingConsumer",
+        "SchemaRegistryClient",
+        "new_client",
     }
 )
 BUILDER = REPO / "streams" / "kafka" / "clients.py"
@@ -84,7 +86,14 @@ def test_no_client_is_built_outside_the_builder() -> None:
 def test_the_builder_itself_builds_every_client_kind() -> None:
     """clients.py is where the six client kinds are constructed."""
     names = {n for _, n in client_constructions(BUILDER.read_text(encoding="utf-8"))}
-    assert names == {"AIOKafkaProducer", "AIOKafkaConsumer", "Producer", "Consumer", "AdminClient"}
+    assert names == {
+        "AIOKafkaProducer",
+        "AIOKafkaConsumer",
+        "Producer",
+        "Consumer",
+        "AdminClient",
+        "new_client",
+    }
 
 
 @pytest.fixture
@@ -204,3 +213,60 @@ def test_kafka_secrets_stay_out_of_reprs_and_dumps() -> None:
         assert "canary-key-pw" not in text
     assert settings.kafka.password is not None
     assert settings.kafka.password.get_secret_value() == "canary-sasl-pw"
+
+
+def test_registry_basic_auth_and_tls_reach_the_registry_client(pem: Path) -> None:
+    """Basic auth and the CA bundle go into the client's config, not into the URL."""
+    settings = load_settings(
+        None,
+        registry={
+            "url": "https://registry:8443",
+            "username": "key",
+            "password": "canary-registry-pw",
+            "ca_file": str(pem),
+        },
+    )
+    config = clients.schema_registry_config(settings.registry, {"timeout": 5})
+    assert config == {
+        "url": "https://registry:8443",
+        "basic.auth.user.info": "key:canary-registry-pw",
+        "ssl.ca.location": str(pem),
+        "timeout": 5,
+    }
+    for text in (repr(settings), settings.model_dump_json()):
+        assert "canary-registry-pw" not in text
+
+
+def test_registry_bearer_token_is_a_static_token() -> None:
+    """A bearer token uses confluent-kafka's STATIC_TOKEN source."""
+    registry = load_settings(
+        None, registry={"url": "https://r", "bearer_token": "canary-token-9"}
+    ).registry
+    config = clients.schema_registry_config(registry)
+    assert config["bearer.auth.credentials.source"] == "STATIC_TOKEN"
+    assert config["bearer.auth.token"] == "canary-token-9"
+    assert "canary-token-9" not in repr(registry)
+
+
+@pytest.mark.parametrize(
+    ("registry", "expected"),
+    [
+        ({"url": "https://key:secret@registry:8443"}, "the registry URL holds credentials"),
+        ({"url": "https://r", "username": "u"}, "needs both registry.username and password"),
+        (
+            {"url": "https://r", "username": "u", "password": "p", "bearer_token": "t"},
+            "choose one of registry basic auth and registry.bearer_token",
+        ),
+        ({"url": "http://r", "ca_file": "/etc/hostname"}, "registry.url is not https://"),
+        ({"url": "https://r", "ca_file": "/nonexistent.pem"}, "/nonexistent.pem does not exist"),
+    ],
+)
+def test_registry_mistakes_are_one_line_config_errors(
+    registry: dict[str, object], expected: str
+) -> None:
+    """Each registry auth/TLS mistake is a one-line ConfigError naming the setting."""
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, registry=registry)
+    assert expected in str(info.value)
+    assert "\n" not in str(info.value)
+    assert "secret" not in str(info.value)
