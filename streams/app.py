@@ -31,6 +31,32 @@ def registry_client(settings: Settings) -> SchemaRegistryClient:
     return clients.schema_registry_client(settings.registry)
 
 
+def check_registry(settings: Settings) -> None:
+    """``streams run`` refuses the in-process ``mock://`` registry unless the config names it.
+
+    A worker whose config forgot the registry would write schema ids that mean nothing to
+    any consumer; named explicitly (a test, a demo), each worker process warns when it
+    starts (:func:`warn_mock_registry`).
+    """
+    registry = settings.registry
+    if registry.url.startswith("mock://") and "url" not in registry.model_fields_set:
+        raise ConfigError(
+            "registry.url is not set, and the in-process mock:// registry writes schema ids "
+            "no consumer can resolve: set registry.url to your Schema Registry "
+            '(or to "mock://" explicitly, for a test)'
+        )
+
+
+def warn_mock_registry(settings: Settings) -> None:
+    """One warning from a worker process that runs with the ``mock://`` registry."""
+    if not settings.registry.url.startswith("mock://"):
+        return
+    log.warning(
+        "registry.url is mock://: the valid topic's schema ids resolve in no real registry; "
+        "use it only for tests"
+    )
+
+
 def _is_mock(client: SchemaRegistryClient) -> bool:
     # confluent-kafka keeps its mock client in a private module; recognise it by name.
     return type(client).__name__.startswith("Mock")

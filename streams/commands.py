@@ -222,9 +222,12 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.child_index is not None:
         return _run_child(args)
+    from streams.app import check_registry
+
     settings = _settings_for(args)
     settings.pipeline(args.pipeline)
     configure_logging(args.log_level)
+    check_registry(settings)
     if args.processes > 1:
         from streams.supervisor import Supervisor
 
@@ -269,8 +272,9 @@ def _run_child(args: argparse.Namespace) -> int:
 async def _run_until_signal(
     settings: Settings, name: str, *, child: bool = False, supervisor: int | None = None
 ) -> None:
-    from streams.app import run_worker
+    from streams.app import run_worker, warn_mock_registry
 
+    warn_mock_registry(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

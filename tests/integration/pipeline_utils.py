@@ -135,7 +135,8 @@ def write_config(
     worker = {"commit_interval_s": 0.2, "max_in_flight": 32, **worker}
     worker_toml = "\n".join(f"{k} = {json.dumps(v)}" for k, v in worker.items())
     kafka_toml = "\n".join(f"{k} = {json.dumps(v)}" for k, v in (kafka or {}).items())
-    registry_toml = f'[registry]\nurl = "{registry}"\n' if registry else ""
+    # `streams run` refuses an unnamed mock registry: tests name it.
+    registry_toml = f'[registry]\nurl = "{registry or "mock://"}"\n'
     path.write_text(
         f"""
 [kafka]
