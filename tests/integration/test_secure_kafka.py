@@ -7,6 +7,7 @@ that has exactly the ACLs :func:`streams.kafka.preflight.required_access` lists.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -43,7 +44,8 @@ def secure_settings(
         kafka={**broker.client_settings(user), **kafka},
         llm={"base_url": f"{sim_url}/v1", "model": "sim-extractor-1", "timeout_s": 5},
         budgets={"backoff_base_s": 0.05, "backoff_max_s": 1.0},
-        worker={"commit_interval_s": 0.2, "pause_backoff_s": 0.5},
+        # A held record's drain is cut short: it stays uncommitted for the next worker.
+        worker={"commit_interval_s": 0.2, "pause_backoff_s": 0.5, "shutdown_timeout_s": 3},
         pipelines=[
             {
                 "name": name,
@@ -343,3 +345,51 @@ def test_mtls_without_a_client_certificate_is_one_line(
     assert message.startswith(f"TLS handshake with the SSL listener {secure_kafka.mtls_bootstrap}")
     assert "the broker wants a client certificate and none is configured: set " in message
     assert message.endswith("ssl/tls alert bad certificate: SSL alert number 42)")
+
+
+async def test_an_acl_revoked_while_running_holds_and_loses_nothing(
+    secure_kafka: SecureKafka, invoice_samples: Path, sim_factory: Any
+) -> None:
+    """WRITE on the dlq revoked mid-run: the pipeline holds (a deployment fault) and
+    dead-letters nothing; the record stays uncommitted, so with the ACL back a restarted
+    worker routes it exactly once."""
+    batch = mixed_batch(invoice_samples)
+    sim = sim_factory(fixture_dirs=[invoice_samples], script=batch.rules)
+    name = new_name("revoke")
+    settings = prepared(secure_kafka, sim, name, batch)
+    registry = SchemaRegistryClient.new_client({"url": "mock://"})
+    worker = build_worker(settings, name, registry=registry)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    dlq = ("topic", f"{name}.dlq", "WRITE")
+    try:
+        await _until(lambda: worker.stats.total_out == len(batch.records), task)
+        secure_kafka.revoke("worker", [dlq])
+        produce(secure_kafka.bootstrap, f"{name}.raw", [(b"late", b"\xff\xfe not utf-8")])
+        await _until(lambda: worker.guard.state_fault is not None, task)
+        assert "TopicAuthorizationFailed" in str(worker.guard.state_fault)
+        assert worker.guard.paused
+        assert worker.stats.total_out == len(batch.records)
+    finally:
+        stop.set()
+        await task
+        await worker.pipeline.extractor.provider.aclose()
+    assert routes_of(secure_kafka, name) == Counter(batch.expected.values())
+
+    # aiokafka's idempotent producer does not recover its sequence numbers after the
+    # refusal (every later send is OutOfOrderSequenceNumber), so recovery is a restart.
+    secure_kafka.grant("worker", [dlq])
+    again = build_worker(settings, name, registry=registry)
+    await run_until([again], 1)
+    expected = Counter(batch.expected.values())
+    expected["dlq"] += 1
+    assert routes_of(secure_kafka, name) == expected
+
+
+async def _until(condition: Any, task: asyncio.Task[None], timeout: float = 60.0) -> None:
+    """Wait (bounded) for ``condition``; a worker that died fails the test with its error."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.1)
