@@ -297,7 +297,7 @@ class LocalKafka:
         self.properties_path.write_text(self._render_properties(kraft_dir))
         if not (kraft_dir / "meta.properties").is_file():
             self._format(java, libs, logs)
-        command = _java_command(java, libs, _BROKER_JVM, logs, BROKER_MAIN)
+        command = _java_command(java, libs, self._broker_jvm(), logs, BROKER_MAIN)
         self._log_offsets = (_size(self.console_path), _size(self.log_path))
         self.pid = _spawn([*command, str(self.properties_path)], self.console_path)
         try:
@@ -313,6 +313,10 @@ class LocalKafka:
         return render_server_properties(
             port=self.port, controller_port=self.controller_port, log_dir=log_dir
         )
+
+    def _broker_jvm(self) -> tuple[str, ...]:
+        """The broker JVM's options (a subclass adds system properties)."""
+        return _BROKER_JVM
 
     def _format_args(self) -> list[str]:
         """Extra ``kafka-storage format`` arguments (a subclass adds SCRAM users)."""

@@ -14,6 +14,8 @@ listener on the same broker::
 * ``SSL`` with a required client certificate (mTLS) on ``mtls_bootstrap``: the client
   certificate ``client_cert``/``client_key`` (CN ``streams-client``, the key encrypted with
   ``client_key_password()``) is principal ``User:CN=streams-client``.
+* With ``oauth_jwks_url``, OAUTHBEARER on the SASL_SSL listener too: JWTs validated by
+  Kafka's ``OAuthBearerValidatorCallbackHandler`` against that JWKS (the tests serve one).
 * ``StandardAuthorizer`` with ``allow.everyone.if.no.acl.found=false``: a user can do
   only what an ACL lets it.
 * The ``PLAINTEXT`` listener on ``bootstrap`` (loopback only) stays, for the harness: its
@@ -132,8 +134,13 @@ class SecureKafka(LocalKafka):
         secure_port: int | None = None,
         data_dir: Path | None = None,
         progress: Callable[[str], None] = print,
+        oauth_jwks_url: str | None = None,
+        oauth_audience: str | None = None,
     ) -> None:
         super().__init__(cache_dir, port=port, data_dir=data_dir, progress=progress)
+        # OAUTHBEARER on the SASL_SSL listener: tokens are JWTs checked against this JWKS.
+        self.oauth_jwks_url = oauth_jwks_url
+        self.oauth_audience = oauth_audience
         if secure_port is None:
             taken = {self.port, self.controller_port}
             secure_port = next(p for p in free_ports(3) if p not in taken)
@@ -309,9 +316,30 @@ class SecureKafka(LocalKafka):
             "listener.name.ssl.ssl.truststore.location": str(self.ca_file),
             "listener.name.ssl.ssl.client.auth": "required",
         }
+        if self.oauth_jwks_url is not None:
+            oauth = f"{listener}.oauthbearer"
+            extra[f"{listener}.sasl.enabled.mechanisms"] += ",OAUTHBEARER"
+            extra |= {
+                f"{oauth}.sasl.jaas.config": (
+                    "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;"
+                ),
+                f"{oauth}.sasl.server.callback.handler.class": (
+                    "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler"
+                ),
+                f"{oauth}.sasl.oauthbearer.jwks.endpoint.url": self.oauth_jwks_url,
+            }
+            if self.oauth_audience:
+                extra[f"{oauth}.sasl.oauthbearer.expected.audience"] = self.oauth_audience
         lines = [line for line in base.splitlines() if line.split("=", 1)[0] not in extra]
         lines += [f"{key}={value}" for key, value in extra.items()]
         return "\n".join(lines) + "\n"
+
+    def _broker_jvm(self) -> tuple[str, ...]:
+        jvm = super()._broker_jvm()
+        if self.oauth_jwks_url is None:
+            return jvm
+        # Kafka 4 fetches OAuth URLs only from an allow-list given as a system property.
+        return (*jvm, f"-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={self.oauth_jwks_url}")
 
     def _format_args(self) -> list[str]:
         users = self._load_secrets()["users"]

@@ -118,6 +118,15 @@ def _raise_refusal(kafka: KafkaSettings, listener: str, errors: list[KafkaError]
     for error in errors:
         if error.code() == KafkaError._AUTHENTICATION:
             mechanism = kafka.effective_sasl_mechanism
+            if mechanism == "OAUTHBEARER":
+                raise KafkaAuthenticationFailed(
+                    f"SASL OAUTHBEARER authentication as user {kafka.username!r} failed on the "
+                    f"{listener} ({_clean(error.str())}); check kafka.username and "
+                    "kafka.password (the OAuth client id and secret) and "
+                    "kafka.oauth_token_endpoint",
+                    listener=listener,
+                    mechanism=mechanism,
+                )
             raise KafkaAuthenticationFailed(
                 f"SASL {mechanism} authentication as user {kafka.username!r} failed on the "
                 f"{listener}: the broker rejected the credentials; check kafka.username and "
