@@ -144,6 +144,8 @@ def _raise_refusal(kafka: KafkaSettings, listener: str, errors: list[KafkaError]
 
 def _tls_error(kafka: KafkaSettings, listener: str, reason: str) -> KafkaTLSFailed:
     reason = reason.removeprefix("SSL handshake failed: ")
+    # librdkafka's own advice names its property and a Debian package; ours names ours.
+    reason = reason.split(", verify that ssl.ca.location", 1)[0]
     if "certificate verify failed" in reason or "broker certificate" in reason:
         ca = f"kafka.ssl_cafile={kafka.ssl_cafile}" if kafka.ssl_cafile else "the system CAs"
         hint = (
