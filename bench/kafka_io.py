@@ -13,12 +13,13 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
-    AdminClient,
     NewTopic,
     OffsetSpec,
 )
+
+from streams.kafka import clients
 
 ROUTES = ("valid", "invalid", "over-budget", "dlq")
 
@@ -57,7 +58,7 @@ class Broker:
 
     def __init__(self, bootstrap: str) -> None:
         self.bootstrap = bootstrap
-        self.admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+        self.admin = clients.admin_client(bootstrap, {"log_level": 0})
 
     def create_topics(
         self, names: Iterable[str], partitions: int, config: dict[str, str] | None = None
@@ -138,7 +139,7 @@ class Broker:
 
     def committed_lag(self, group: str, topic: str) -> int:
         """End offsets minus the group's committed offsets on ``topic`` (uncommitted records)."""
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": group})
+        consumer = clients.consumer(self.bootstrap, {"group.id": group})
         try:
             tps = [TopicPartition(topic, p) for p in self.partitions(topic)]
             committed = {tp.partition: tp.offset for tp in consumer.committed(tps, timeout=15)}
@@ -152,13 +153,13 @@ def produce(
     bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes]], *, label: str = ""
 ) -> int:
     """Produce ``records`` (key, value) to ``topic``; returns how many were acknowledged."""
-    producer = Producer(
+    producer = clients.producer(
+        bootstrap,
         {
-            "bootstrap.servers": bootstrap,
             "enable.idempotence": True,
             "linger.ms": 20,
             "log_level": 0,
-        }
+        },
     )
     n = 0
     for key, value in records:
@@ -195,13 +196,13 @@ class Follower:
     """
 
     def __init__(self, bootstrap: str, base: dict[TP, int]) -> None:
-        self._consumer = Consumer(
+        self._consumer = clients.consumer(
+            bootstrap,
             {
-                "bootstrap.servers": bootstrap,
                 "group.id": f"bench-follower-{uuid.uuid4().hex[:8]}",
                 "enable.auto.commit": False,
                 "log_level": 0,
-            }
+            },
         )
         self._base = dict(base)
         self._consumer.assign([TopicPartition(t, p, off) for (t, p), off in base.items()])
@@ -248,13 +249,13 @@ def _headers(
 def _read(bootstrap: str, targets: dict[TP, tuple[int, int]], timeout: float) -> Iterator[Message]:
     if not targets:
         return
-    consumer = Consumer(
+    consumer = clients.consumer(
+        bootstrap,
         {
-            "bootstrap.servers": bootstrap,
             "group.id": f"bench-reader-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
             "log_level": 0,
-        }
+        },
     )
     try:
         consumer.assign([TopicPartition(t, p, low) for (t, p), (low, _high) in targets.items()])

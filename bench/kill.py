@@ -27,13 +27,14 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 
 from bench.cpu import CpuMeter
 from bench.harness import Context, Proc, peer_sink, start_peer, wait_outputs
 from bench.kafka_io import Follower, Message, output_topics, read_since
 from bench.procs import SLOW_S, Simulator, WorkerProc, worker_config
 from bench.scenarios import any_pipeline_source, peer_source
+from streams.kafka import clients
 
 PARTITIONS = 6
 IN_FLIGHT = 64
@@ -63,9 +64,7 @@ class ExposureProbe:
     ) -> None:
         self._ctx, self._topics, self._coords = ctx, topics, coords
         self._follower = Follower(ctx.bootstrap, base)
-        self._reader = Consumer(
-            {"bootstrap.servers": ctx.bootstrap, "group.id": group, "log_level": 0}
-        )
+        self._reader = clients.consumer(ctx.bootstrap, {"group.id": group, "log_level": 0})
         self._asked = [TopicPartition(source, p) for p in ctx.broker.partitions(source)]
         self._produced: dict[int, set[int]] = defaultdict(set)
         self._sets: list[frozenset[tuple[int, int]]] = []

@@ -16,6 +16,7 @@ from streams.errors import ConfigError
 from streams.extract import Extractor
 from streams.guard import ProviderGuard
 from streams.health import CachedCheck, Heartbeat, RegistryCheck, WorkerProbe
+from streams.kafka import clients
 from streams.metrics import Metrics
 from streams.pipeline import Pipeline
 from streams.providers import build_provider
@@ -31,7 +32,7 @@ log = logging.getLogger("streams.app")
 
 
 def registry_client(settings: Settings, **conf: Any) -> SchemaRegistryClient:
-    return SchemaRegistryClient.new_client({"url": settings.registry.url, **conf})
+    return clients.schema_registry_client(settings.registry, conf)
 
 
 def registry_check(settings: Settings) -> RegistryCheck | None:
@@ -48,6 +49,32 @@ def registry_check(settings: Settings) -> RegistryCheck | None:
             client.close()
 
     return CachedCheck(ping)
+
+
+def check_registry(settings: Settings) -> None:
+    """``streams run`` refuses the in-process ``mock://`` registry unless the config names it.
+
+    A worker whose config forgot the registry would write schema ids that mean nothing to
+    any consumer; named explicitly (a test, a demo), each worker process warns when it
+    starts (:func:`warn_mock_registry`).
+    """
+    registry = settings.registry
+    if registry.url.startswith("mock://") and "url" not in registry.model_fields_set:
+        raise ConfigError(
+            "registry.url is not set, and the in-process mock:// registry writes schema ids "
+            "no consumer can resolve: set registry.url to your Schema Registry "
+            '(or to "mock://" explicitly, for a test)'
+        )
+
+
+def warn_mock_registry(settings: Settings) -> None:
+    """One warning from a worker process that runs with the ``mock://`` registry."""
+    if not settings.registry.url.startswith("mock://"):
+        return
+    log.warning(
+        "registry.url is mock://: the valid topic's schema ids resolve in no real registry; "
+        "use it only for tests"
+    )
 
 
 def _is_mock(client: SchemaRegistryClient) -> bool:
@@ -78,11 +105,11 @@ def build_pipeline(
             max_connections=settings.llm.max_connections,
         )
     budgets = settings.budgets
-    cache = KafkaTable(settings.kafka.bootstrap_servers, cfg.topic("cache"))
+    cache = KafkaTable(settings.kafka, cfg.topic("cache"))
     spend = None
     if budgets.spend_cap_usd is not None or budgets.tenant_spend_cap_usd is not None:
         spend = SpendLedger(
-            settings.kafka.bootstrap_servers,
+            settings.kafka,
             cfg.topic("spend"),
             SpendCaps(
                 pipeline_usd=budgets.spend_cap_usd,

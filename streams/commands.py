@@ -69,7 +69,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     produce.add_argument("topic")
     produce.add_argument("files", nargs="+", type=Path)
-    produce.add_argument("--bootstrap", required=True, help="host:port of a broker")
+    produce.add_argument("--bootstrap", help="override kafka.bootstrap_servers")
+    _config_arg(produce)
     produce.add_argument("--envelope", action="store_true", help="wrap in a JSON envelope")
     produce.add_argument("--tenant", help="tenant to put in the envelope")
     produce.set_defaults(func=_produce)
@@ -177,13 +178,22 @@ def _settings_for(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, **overrides)
 
 
+def _connected_settings(args: argparse.Namespace) -> Settings:
+    """Settings whose credentials and certificates the cluster accepts (else one line)."""
+    from streams.kafka.preflight import check_connection
+
+    settings = _settings_for(args)
+    check_connection(settings.kafka)
+    return settings
+
+
 def _replay(args: argparse.Namespace) -> int:
     from streams.replay import reset_offsets
 
-    settings = _settings_for(args)
+    settings = _connected_settings(args)
     pipeline = settings.pipeline(args.pipeline)
     reset_offsets(
-        settings.kafka.bootstrap_servers,
+        settings.kafka,
         f"{settings.kafka.group_prefix}.{pipeline.name}",
         pipeline.input_topic,
         to_earliest=args.to_earliest,
@@ -196,10 +206,10 @@ def _replay(args: argparse.Namespace) -> int:
 def _redrive(args: argparse.Namespace) -> int:
     from streams.redrive import redrive
 
-    settings = _settings_for(args)
+    settings = _connected_settings(args)
     pipeline = settings.pipeline(args.pipeline)
     result = redrive(
-        settings.kafka.bootstrap_servers,
+        settings.kafka,
         pipeline.topic(args.source),
         pipeline.input_topic,
         since=args.since,
@@ -213,9 +223,12 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.child_index is not None:
         return _run_child(args)
+    from streams.app import check_registry
+
     settings = _settings_for(args)
     settings.pipeline(args.pipeline)
     configure_logging(args.log_level)
+    check_registry(settings)
     if args.processes > 1:
         from streams.supervisor import Supervisor
 
@@ -271,8 +284,9 @@ async def _run_until_signal(
     supervisor: int | None = None,
     health_file: Path | None = None,
 ) -> None:
-    from streams.app import run_worker
+    from streams.app import run_worker, warn_mock_registry
 
+    warn_mock_registry(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -290,12 +304,12 @@ async def _run_until_signal(
 
 
 def _produce(args: argparse.Namespace) -> int:
-    from confluent_kafka import Producer
+    from streams.kafka import clients
 
     missing = [str(f) for f in args.files if not f.is_file()]
     if missing:
         raise ConfigError(f"no such file(s): {', '.join(missing)}")
-    producer = Producer({"bootstrap.servers": args.bootstrap, "enable.idempotence": True})
+    producer = clients.producer(_connected_settings(args).kafka, {"enable.idempotence": True})
     for i, path in enumerate(args.files, 1):
         value = path.read_bytes()
         if args.envelope:

@@ -21,6 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from contracts import SAMPLES_DIR
 from streams.envelope import RawRecord
@@ -30,6 +31,9 @@ from streams.textnorm import text_sha256
 # librdkafka writes its own lines to stderr unless given a logger; through this one they
 # are project log lines at their level (INFO for its housekeeping, hidden in the demo).
 _LIBRDKAFKA = logging.getLogger("streams.demo.librdkafka")
+
+if TYPE_CHECKING:
+    from streams.settings import KafkaSettings
 
 __all__ = ["register", "run_demo"]
 
@@ -165,9 +169,8 @@ async def _run(
     label: str,
     timeout: float,
 ) -> int:
-    from confluent_kafka import Producer
-
     from streams.app import build_worker
+    from streams.kafka import clients
     from streams.settings import load_settings
 
     say = _progress
@@ -184,9 +187,7 @@ async def _run(
         say(f"  [{len(rows)}/{len(inputs)}] {raw.key_str} -> {outcome.route.value}")
 
     worker = build_worker(settings, "invoices", on_outcome=record)
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "logger": _LIBRDKAFKA}
-    )
+    producer = clients.producer(settings.kafka, {"enable.idempotence": True, "logger": _LIBRDKAFKA})
     for item in inputs:
         producer.produce("invoices.raw", value=item.value, key=item.key.encode())
     producer.flush(30)
@@ -202,7 +203,7 @@ async def _run(
     await worker.pipeline.extractor.provider.aclose()
     print(f"\nmodel: {label}")
     _print_table(inputs, rows)
-    counts = _topic_counts(bootstrap, "invoices")
+    counts = _topic_counts(settings.kafka, "invoices")
     print("\noutput topics: " + ", ".join(f"{t}={n}" for t, n in counts.items()))
     enc = worker.pipeline.encoder
     print(
@@ -254,12 +255,12 @@ def _valid_detail(out: Outcome) -> str:
     return f"model={model}" + (f" repairs={repairs}" if repairs else "")
 
 
-def _topic_counts(bootstrap: str, pipeline: str) -> dict[str, int]:
-    from confluent_kafka import Consumer, TopicPartition
+def _topic_counts(kafka: KafkaSettings, pipeline: str) -> dict[str, int]:
+    from confluent_kafka import TopicPartition
 
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "demo-counter", "logger": _LIBRDKAFKA}
-    )
+    from streams.kafka import clients
+
+    consumer = clients.consumer(kafka, {"group.id": "demo-counter", "logger": _LIBRDKAFKA})
     counts: dict[str, int] = {}
     try:
         for route in ("valid", "invalid", "over-budget", "dlq"):

@@ -88,11 +88,22 @@ class AvroWireEncoder:
                     schema_id = self._registry.register_schema(self.subject, schema)
                     self._registry.set_compatibility(subject_name=self.subject, level=level)
         except SchemaRegistryError as exc:
+            if exc.http_status_code in (401, 403):
+                raise ConfigError(
+                    f"schema registry refused the credentials for {self.subject} "
+                    f"(HTTP {exc.http_status_code}); check registry.username and "
+                    "registry.password (STREAMS_REGISTRY__PASSWORD), or registry.bearer_token"
+                ) from exc
             raise ConfigError(
                 f"schema registry refused {self.subject}: {exc.error_message} "
                 f"(HTTP {exc.http_status_code}); check registry.url and compatibility"
             ) from exc
         except (httpx.HTTPError, OSError) as exc:
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                raise ConfigError(
+                    f"TLS with the schema registry failed for {self.subject}: its certificate "
+                    "did not verify; point registry.ca_file at the CA that signed it"
+                ) from exc
             raise ConfigError(
                 f"schema registry unreachable for {self.subject}: {exc}; check registry.url"
             ) from exc

@@ -8,6 +8,10 @@ every concrete class below is either routed or handled inside the pipeline
 
     StreamsError
     ├── ConfigError                      bad settings; raised at start-up, never per record
+    │   └── KafkaAccessError             the cluster refused this client (checked at start-up)
+    │       ├── KafkaAuthenticationFailed  wrong SASL credentials for the mechanism
+    │       ├── KafkaTLSFailed           a certificate did not verify (CA, hostname, client cert)
+    │       └── KafkaAuthorizationFailed an ACL the pipeline needs is missing
     ├── InputError                       -> dlq
     │   ├── UndecodableInput             not UTF-8, empty, a tombstone, a malformed envelope
     │   ├── EnvelopeError                a JSON envelope missing/typing its fields wrongly
@@ -90,6 +94,26 @@ class StreamsError(Exception):
 
 class ConfigError(StreamsError):
     """A setting is wrong. The message says how to fix it, in one line."""
+
+
+class KafkaAccessError(ConfigError):
+    """The cluster refused this client. ``listener`` says where; the message says the fix."""
+
+    def __init__(self, message: str, *, listener: str, **ctx: Any) -> None:
+        super().__init__(message, listener=listener, **ctx)
+        self.listener = listener
+
+
+class KafkaAuthenticationFailed(KafkaAccessError):
+    """SASL authentication failed: the credentials do not match the ``mechanism``."""
+
+
+class KafkaTLSFailed(KafkaAccessError):
+    """The TLS handshake failed: ``certificate`` names the one that did not verify."""
+
+
+class KafkaAuthorizationFailed(KafkaAccessError):
+    """An ACL is missing: ``resource``, ``name`` and ``operation`` name it."""
 
 
 class InputError(StreamsError):
@@ -258,6 +282,10 @@ ROUTES: Mapping[type[StreamsError], Route] = {
 INTERNAL: frozenset[type[StreamsError]] = frozenset(
     {
         ConfigError,
+        KafkaAccessError,
+        KafkaAuthenticationFailed,
+        KafkaTLSFailed,
+        KafkaAuthorizationFailed,
         StateStoreError,
         ProviderError,
         ProviderTransient,

@@ -34,6 +34,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from streams.envelope import RawRecord, decode
 from streams.errors import ConfigError, StreamsError
+from streams.kafka import clients
+from streams.kafka.clients import KafkaTarget
 from streams.replay import Progress, partitions_of, say
 from streams.settings import WorkerSettings
 
@@ -84,7 +86,7 @@ class _NotRedriven:
 
 
 def redrive(
-    bootstrap: str,
+    kafka: KafkaTarget,
     source_topic: str,
     raw_topic: str,
     *,
@@ -101,16 +103,16 @@ def redrive(
     ``input_sha256``; when retention removed it, it is counted as ``gone``.
     A record already redriven ``max_redrives`` times is ``refused``.
     """
-    consumer = Consumer(
+    consumer = clients.consumer(
+        kafka,
         {
-            "bootstrap.servers": bootstrap,
             "group.id": f"streams-redrive-{int(time.time() * 1000)}",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
-        }
+        },
     )
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
-    originals = _Originals(bootstrap)
+    producer = clients.producer(kafka, {"enable.idempotence": True})
+    originals = _Originals(kafka)
     failures: list[str] = []
 
     def delivered(err: KafkaError | None, _msg: object) -> None:
@@ -370,21 +372,21 @@ def _is_lineage(name: str) -> bool:
 class _Originals:
     """Reads single input records back by offset (assign + seek), read_committed."""
 
-    def __init__(self, bootstrap: str, *, timeout_s: float = 15.0) -> None:
-        self._bootstrap = bootstrap
+    def __init__(self, kafka: KafkaTarget, *, timeout_s: float = 15.0) -> None:
+        self._kafka = kafka
         self._timeout_s = timeout_s
         self._consumer: Consumer | None = None
         self._topics: dict[str, set[int]] | None = None
 
     def _client(self) -> Consumer:
         if self._consumer is None:
-            self._consumer = Consumer(
+            self._consumer = clients.consumer(
+                self._kafka,
                 {
-                    "bootstrap.servers": self._bootstrap,
                     "group.id": f"streams-redrive-originals-{int(time.time() * 1000)}",
                     "enable.auto.commit": False,
                     "isolation.level": "read_committed",
-                }
+                },
             )
         return self._consumer
 

@@ -21,9 +21,10 @@ from confluent_kafka import (
     KafkaException,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient
 
 from streams.errors import ConfigError
+from streams.kafka import clients
+from streams.kafka.clients import KafkaTarget
 
 __all__ = ["Progress", "group_is_idle", "partitions_of", "reset_offsets", "say"]
 
@@ -44,7 +45,7 @@ def partitions_of(consumer: Consumer, topic: str) -> list[int]:
 
 
 def reset_offsets(
-    bootstrap: str,
+    kafka: KafkaTarget,
     group: str,
     topic: str,
     *,
@@ -57,14 +58,14 @@ def reset_offsets(
     chosen = int(to_earliest) + int(to_datetime is not None) + int(to_offsets is not None)
     if chosen != 1:
         raise ConfigError("choose exactly one of --to-earliest, --to-datetime, --to-offset")
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = clients.admin_client(kafka)
     described = admin.describe_consumer_groups([group])[group].result(timeout=15)
     if described.members:
         raise ConfigError(
             f"consumer group {group} has {len(described.members)} running member(s) "
             f"(state {described.state.name}); stop its workers before replaying"
         )
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{group}.replay-tool"})
+    consumer = clients.consumer(kafka, {"group.id": f"{group}.replay-tool"})
     try:
         parts = partitions_of(consumer, topic)
         targets: dict[int, int] = {}
@@ -101,8 +102,8 @@ def reset_offsets(
     return targets
 
 
-def group_is_idle(bootstrap: str, group: str) -> bool:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+def group_is_idle(kafka: KafkaTarget, group: str) -> bool:
+    admin = clients.admin_client(kafka)
     described = admin.describe_consumer_groups([group])[group].result(timeout=15)
     return not described.members and described.state in (
         ConsumerGroupState.EMPTY,

@@ -50,6 +50,40 @@ __all__ = [
 
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 
+# Keys of the passthrough tables that a typed setting owns, so a table cannot quietly
+# turn security off or point a client elsewhere.
+_OWNED_LIBRDKAFKA = frozenset(
+    {
+        "bootstrap.servers",
+        "security.protocol",
+        "sasl.mechanism",
+        "sasl.mechanisms",
+        "sasl.username",
+        "sasl.password",
+        "ssl.ca.location",
+        "ssl.certificate.location",
+        "ssl.key.location",
+        "ssl.key.password",
+        "ssl.endpoint.identification.algorithm",
+        "enable.ssl.certificate.verification",
+        "sasl.oauthbearer.method",
+        "sasl.oauthbearer.client.id",
+        "sasl.oauthbearer.client.secret",
+        "sasl.oauthbearer.token.endpoint.url",
+    }
+)
+_OWNED_AIOKAFKA = frozenset(
+    {
+        "bootstrap_servers",
+        "security_protocol",
+        "ssl_context",
+        "sasl_mechanism",
+        "sasl_plain_username",
+        "sasl_plain_password",
+        "sasl_oauth_token_provider",
+    }
+)
+
 
 def default_cache_dir() -> Path:
     """Where downloaded jars, broker data and model files live (``STREAMS_CACHE_DIR``)."""
@@ -77,6 +111,37 @@ class KafkaSettings(_Group):
     max_request_size: int = Field(1048576, ge=1024)
     """Largest produce request, in bytes. Start-up lowers the effective output limit to the
     output topics' ``max.message.bytes`` when that is smaller."""
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """How every client talks to the brokers. Managed clusters want ``SASL_SSL``; mTLS is
+    ``SSL`` with ``ssl_certfile`` and ``ssl_keyfile``."""
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
+    """SASL mechanism for the ``SASL_*`` protocols (default there: ``SCRAM-SHA-512``)."""
+    username: str | None = None
+    """SASL user (PLAIN, SCRAM) or OAuth client id (OAUTHBEARER)."""
+    password: SecretStr | None = None
+    """SASL password or OAuth client secret. Never logged; set it with
+    ``STREAMS_KAFKA__PASSWORD``."""
+    oauth_token_endpoint: str | None = None
+    """OAUTHBEARER: the OAuth 2 token endpoint for the client-credentials grant."""
+    oauth_scope: str | None = None
+    """OAUTHBEARER: the scope requested with each token, if the endpoint wants one."""
+    ssl_cafile: Path | None = None
+    """PEM bundle of the CAs that sign the brokers' certificates (default: the system's)."""
+    ssl_certfile: Path | None = None
+    """PEM client certificate, for mTLS."""
+    ssl_keyfile: Path | None = None
+    """PEM private key of ``ssl_certfile``."""
+    ssl_key_password: SecretStr | None = None
+    """Password of an encrypted ``ssl_keyfile``. Never logged."""
+    ssl_check_hostname: bool = True
+    """Check that a broker's certificate names the host it was reached at. Turn it off only
+    for a broker whose certificate cannot name its address, never to silence a mismatch."""
+    librdkafka: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    """Passthrough for confluent-kafka clients (admin, replay, redrive, tail, produce):
+    librdkafka properties such as ``"socket.keepalive.enable" = true``."""
+    aiokafka: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    """Passthrough for aiokafka clients (the worker, state stores): keyword arguments such as
+    ``connections_max_idle_ms = 300000``."""
 
     @model_validator(mode="after")
     def _timeouts(self) -> KafkaSettings:
@@ -86,6 +151,67 @@ class KafkaSettings(_Group):
                 f"({self.heartbeat_interval_ms} vs {self.session_timeout_ms})"
             )
         return self
+
+    @model_validator(mode="after")
+    def _security(self) -> KafkaSettings:
+        # Each message is one line that says which setting to change.
+        sasl = self.security_protocol.startswith("SASL_")
+        if not sasl and self.sasl_mechanism is not None:
+            raise ValueError(
+                f"sasl_mechanism {self.sasl_mechanism} needs security_protocol SASL_SSL or "
+                f"SASL_PLAINTEXT (it is {self.security_protocol})"
+            )
+        mechanism = self.effective_sasl_mechanism
+        if sasl and mechanism != "OAUTHBEARER" and (not self.username or self.password is None):
+            raise ValueError(
+                f"{self.security_protocol} with {mechanism} needs kafka.username and "
+                "kafka.password (STREAMS_KAFKA__PASSWORD)"
+            )
+        if mechanism == "OAUTHBEARER" and not (
+            self.oauth_token_endpoint and self.username and self.password is not None
+        ):
+            raise ValueError(
+                "OAUTHBEARER needs kafka.oauth_token_endpoint, kafka.username (client id) "
+                "and kafka.password (client secret)"
+            )
+        tls = self.security_protocol in ("SSL", "SASL_SSL")
+        files = (
+            ("ssl_cafile", self.ssl_cafile),
+            ("ssl_certfile", self.ssl_certfile),
+            ("ssl_keyfile", self.ssl_keyfile),
+        )
+        for label, path in files:
+            if path is None:
+                continue
+            if not tls:
+                raise ValueError(
+                    f"{label} is set but security_protocol is {self.security_protocol}: "
+                    "use SSL or SASL_SSL, or remove it"
+                )
+            if not path.is_file():
+                raise ValueError(f"{label} {path} does not exist or is not a file")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("mTLS needs both ssl_certfile and ssl_keyfile, or neither")
+        owned = _OWNED_LIBRDKAFKA.intersection(k.lower() for k in self.librdkafka)
+        if owned:
+            raise ValueError(
+                f"librdkafka passthrough sets {sorted(owned)[0]!r}, which a typed kafka "
+                "setting owns: set that setting instead"
+            )
+        owned = _OWNED_AIOKAFKA.intersection(self.aiokafka)
+        if owned:
+            raise ValueError(
+                f"aiokafka passthrough sets {sorted(owned)[0]!r}, which a typed kafka "
+                "setting owns: set that setting instead"
+            )
+        return self
+
+    @property
+    def effective_sasl_mechanism(self) -> str | None:
+        """The SASL mechanism in use: the configured one, ``SCRAM-SHA-512`` by default."""
+        if not self.security_protocol.startswith("SASL_"):
+            return None
+        return self.sasl_mechanism or "SCRAM-SHA-512"
 
 
 class LLMSettings(_Group):
@@ -147,6 +273,51 @@ class BudgetSettings(_Group):
 class RegistrySettings(_Group):
     url: str = "mock://"
     """Schema Registry URL (Confluent API). ``mock://`` is an in-process stand-in."""
+    username: str | None = None
+    """Basic-auth user (an API key on Confluent Cloud). Never in the URL: commands print it."""
+    password: SecretStr | None = None
+    """Basic-auth password (API secret). Never logged; set it with
+    ``STREAMS_REGISTRY__PASSWORD``."""
+    bearer_token: SecretStr | None = None
+    """A static bearer token, instead of basic auth. Never logged."""
+    bearer_logical_cluster: str = "default"
+    """Sent with a bearer token as ``target-sr-cluster`` (Confluent Cloud's ``lsrc-...`` id;
+    other registries ignore it)."""
+    ca_file: Path | None = None
+    """PEM bundle of the CAs that sign the registry's certificate (default: the system's)."""
+    certfile: Path | None = None
+    """PEM client certificate, for a registry that wants mTLS."""
+    keyfile: Path | None = None
+    """PEM private key of ``certfile``."""
+    key_password: SecretStr | None = None
+    """Password of an encrypted ``keyfile``. Never logged."""
+
+    @model_validator(mode="after")
+    def _auth(self) -> RegistrySettings:
+        if "@" in self.url.split("://", 1)[-1].split("/", 1)[0]:
+            raise ValueError(
+                "the registry URL holds credentials: move them to registry.username and "
+                "registry.password (STREAMS_REGISTRY__PASSWORD)"
+            )
+        if (self.username is None) != (self.password is None):
+            raise ValueError("registry basic auth needs both registry.username and password")
+        if self.bearer_token is not None and self.username is not None:
+            raise ValueError("choose one of registry basic auth and registry.bearer_token")
+        https = self.url.startswith("https://")
+        for label, path in (
+            ("ca_file", self.ca_file),
+            ("certfile", self.certfile),
+            ("keyfile", self.keyfile),
+        ):
+            if path is None:
+                continue
+            if not https:
+                raise ValueError(f"registry.{label} is set but registry.url is not https://")
+            if not path.is_file():
+                raise ValueError(f"registry.{label} {path} does not exist or is not a file")
+        if self.keyfile is not None and self.certfile is None:
+            raise ValueError("registry.keyfile needs registry.certfile")
+        return self
 
 
 class WorkerSettings(_Group):

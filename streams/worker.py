@@ -36,7 +36,9 @@ from aiokafka.errors import CommitFailedError, KafkaError, ProducerFenced
 
 from streams.envelope import RawRecord
 from streams.errors import Route
+from streams.kafka import clients
 from streams.kafka.output import Output
+from streams.kafka.preflight import preflight_access, preflight_connection
 from streams.kafka.produce import ProduceFault, classify_produce_error, output_size_limit
 from streams.kafka.rescue import UNPARSEABLE_FETCH, read_at
 from streams.metrics import Metrics
@@ -148,6 +150,9 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then drain in-flight records (bounded) and commit."""
         kafka = self.settings.kafka
+        # Credentials, certificates and ACLs fail here in one line, before anything is read.
+        await preflight_connection(kafka)
+        await preflight_access(self.settings, self.pipeline.settings)
         await self._ensure_output_topics()
         producer_opts: dict[str, Any] = {}
         if self.exactly_once:
@@ -155,8 +160,8 @@ class Worker:
             # replicas (both PID 1 in their containers) never fence each other.
             producer_opts["transactional_id"] = f"{self.group_id}.{self.instance_id}"
         client_id = f"{kafka.client_id}.{self.pipeline.name}"
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=kafka.bootstrap_servers,
+        self._producer = clients.aio_producer(
+            kafka,
             client_id=client_id,
             enable_idempotence=True,
             acks="all",
@@ -164,8 +169,8 @@ class Worker:
             max_request_size=kafka.max_request_size,
             **producer_opts,
         )
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=kafka.bootstrap_servers,
+        self._consumer = clients.aio_consumer(
+            kafka,
             client_id=client_id,
             group_id=self.group_id,
             # Static membership: a restarted instance gets its partitions back without a
@@ -210,7 +215,7 @@ class Worker:
 
     async def _ensure_output_topics(self) -> None:
         """Create the four output topics with the input topic's partition count."""
-        bootstrap = self.settings.kafka.bootstrap_servers
+        bootstrap = self.settings.kafka
         parts = await partition_count(bootstrap, self.pipeline.settings.input_topic)
         topics = [self.pipeline.settings.topic(r.value) for r in Route]
         await ensure_topics(bootstrap, [TopicSpec(t, parts or -1) for t in topics])
@@ -277,9 +282,7 @@ class Worker:
         paused = self._consumer.paused()
         for tp in sorted(self._consumer.assignment() - paused):
             position = await self._consumer.position(tp)
-            raw = await read_at(
-                self.settings.kafka.bootstrap_servers, tp.topic, tp.partition, position
-            )
+            raw = await read_at(self.settings.kafka, tp.topic, tp.partition, position)
             if raw is None:
                 continue
             self._start(tp, raw)

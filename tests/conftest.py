@@ -7,6 +7,7 @@ and every test that needs it fails, loudly.
 from __future__ import annotations
 
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from contracts import SAMPLES_DIR
 from streams.devstack.kafka import LocalKafka
 from streams.devstack.registry import LocalRegistry
+from streams.devstack.secure import SecureKafka
 from streams.settings import default_cache_dir
 from streams.simulator import SimulatorConfig, SimulatorThread
 
@@ -35,6 +37,43 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKafka]:
+    """A broker with a SASL_SSL listener (generated CA, SCRAM and PLAIN users, ACLs)."""
+    broker = SecureKafka(
+        default_cache_dir(),
+        data_dir=tmp_path_factory.mktemp("secure-kafka-data"),
+        progress=_progress,
+    )
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def oauth_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SecureKafka, Any]]:
+    """A secured broker that also takes OAUTHBEARER tokens from a token endpoint the test
+    serves (with its JWKS); yields (broker, token server)."""
+    from tests.integration.oauth_server import AUDIENCE, TokenServer
+
+    tokens = TokenServer("oauth-client", "oauth-secret-" + uuid.uuid4().hex).start()
+    broker = SecureKafka(
+        default_cache_dir(),
+        data_dir=tmp_path_factory.mktemp("oauth-kafka-data"),
+        progress=_progress,
+        oauth_jwks_url=tokens.jwks_url,
+        oauth_audience=AUDIENCE,
+    )
+    try:
+        broker.start()
+        yield broker, tokens
+    finally:
+        broker.stop()
+        tokens.stop()
 
 
 @pytest.fixture(scope="session")

@@ -6,9 +6,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaException
 
 from streams.devstack._process import DevstackError
+from streams.kafka import clients
 
 __all__ = ["PROBE_ID", "wait_for_coordinators"]
 
@@ -31,9 +32,7 @@ def wait_for_coordinators(
         try:
             admin.describe_consumer_groups([PROBE_ID])[PROBE_ID].result(timeout=5)
             # librdkafka's own logging is silenced: failures surface as exceptions.
-            producer = Producer(
-                {"bootstrap.servers": bootstrap, "transactional.id": PROBE_ID, "log_level": 0}
-            )
+            producer = clients.producer(bootstrap, {"transactional.id": PROBE_ID, "log_level": 0})
             producer.init_transactions(10)
             return
         except KafkaException as exc:

@@ -13,13 +13,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from streams.devstack.kafka import KAFKA_VERSION, dev_down, dev_status, dev_up
+from streams.devstack.dev_kafka import dev_down, dev_status, dev_up
+from streams.devstack.kafka import KAFKA_VERSION
 from streams.devstack.registry import (
     APICURIO_VERSION,
     dev_registry_down,
     dev_registry_status,
     dev_registry_up,
 )
+from streams.devstack.secure import USERS
 from streams.errors import ConfigError
 from streams.settings import default_cache_dir
 
@@ -58,6 +60,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         metavar="PORT",
         help="Schema Registry HTTP port (default: the previous run's port if free, else any)",
+    )
+    up.add_argument(
+        "--secure",
+        action="store_true",
+        help=(
+            "also open a SASL_SSL listener: a generated CA, SCRAM-SHA-512 and PLAIN users "
+            f"({', '.join(USERS)}), ACLs enforced; the PLAINTEXT port stays, for admin"
+        ),
     )
     up.add_argument(
         "--no-registry",
@@ -145,6 +155,13 @@ def _describe(kafka: dict[str, Any] | None, registry: dict[str, Any] | None) -> 
         print(f"kafka pid:     {kafka['pid']}")
         print(f"kafka data:    {kafka['data_dir']}")
         print(f"kafka log:     {kafka['log']}")
+        if "secure_bootstrap" in kafka:
+            print(f"sasl_ssl:      {kafka['secure_bootstrap']} (SCRAM-SHA-512, PLAIN)")
+            print(f"mtls (SSL):    {kafka['mtls_bootstrap']} (client certificate beside the CA)")
+            print(f"ca file:       {kafka['ca_file']}")
+            print(
+                f"users:         {', '.join(kafka['users'])} (passwords: {kafka['secrets_file']})"
+            )
     if registry is None:
         print("registry:      not running")
     else:
@@ -160,7 +177,7 @@ def _print_json(kafka: dict[str, Any] | None, registry: dict[str, Any] | None) -
 def _up(args: argparse.Namespace) -> int:
     cache_dir = _cache_dir(args)
     try:
-        kafka = dev_up(cache_dir, args.port, _progress)
+        kafka = dev_up(cache_dir, args.port, _progress, secure=args.secure)
         if kafka["already_running"] and not args.json:
             _progress(f"Kafka is already running (pid {kafka['pid']})")
         registry = None

@@ -8,12 +8,11 @@ listening on 127.0.0.1 only::
     from streams.settings import default_cache_dir
 
     with LocalKafka(default_cache_dir()) as kafka:
-        producer = confluent_kafka.Producer({"bootstrap.servers": kafka.bootstrap})
+        producer = clients.producer(kafka.bootstrap)
         ...
         kafka.restart()  # same port, same data: a broker-restart fault
 
-``dev_up`` / ``dev_down`` / ``dev_status`` keep one long-lived broker for ``streams dev``;
-it outlives the CLI and is found again through ``<cache_dir>/dev/kafka.json``.
+:mod:`streams.devstack.dev_kafka` keeps one long-lived broker for ``streams dev``.
 
 Errors are :class:`DevstackError` when the broker could not be prepared, started or
 stopped, and its subclass :class:`ToolMissing` without ``mvn`` or ``java``; both are
@@ -26,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 import shutil
 import socket
@@ -35,13 +33,11 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
 
 from streams.devstack._coordinators import wait_for_coordinators
 from streams.devstack._maven import _run_maven
@@ -49,7 +45,6 @@ from streams.devstack._process import (
     HOST,
     DevstackError,
     ToolMissing,
-    _dev_dir,
     _file_lock,
     _process_alive,
     _require_tool,
@@ -60,6 +55,7 @@ from streams.devstack._process import (
     free_ports,
     port_is_free,
 )
+from streams.kafka import clients
 
 __all__ = [
     "BROKER_MAIN",
@@ -70,9 +66,6 @@ __all__ = [
     "DevstackError",
     "LocalKafka",
     "ToolMissing",
-    "dev_down",
-    "dev_status",
-    "dev_up",
     "ensure_kafka_jars",
     "free_ports",
     "kafka_home",
@@ -302,14 +295,10 @@ class LocalKafka:
         logs = self.log_path.parent
         logs.mkdir(parents=True, exist_ok=True)
         kraft_dir = self.data_dir / "kraft"
-        self.properties_path.write_text(
-            render_server_properties(
-                port=self.port, controller_port=self.controller_port, log_dir=kraft_dir
-            )
-        )
+        self.properties_path.write_text(self._render_properties(kraft_dir))
         if not (kraft_dir / "meta.properties").is_file():
             self._format(java, libs, logs)
-        command = _java_command(java, libs, _BROKER_JVM, logs, BROKER_MAIN)
+        command = _java_command(java, libs, self._broker_jvm(), logs, BROKER_MAIN)
         self._log_offsets = (_size(self.console_path), _size(self.log_path))
         self.pid = _spawn([*command, str(self.properties_path)], self.console_path)
         try:
@@ -320,9 +309,24 @@ class LocalKafka:
         elapsed = time.monotonic() - started
         self._progress(f"Kafka {KAFKA_VERSION} ready on {self.bootstrap} in {elapsed:.1f}s")
 
+    def _render_properties(self, log_dir: Path) -> str:
+        """The broker's ``server.properties`` (a subclass adds listeners and security)."""
+        return render_server_properties(
+            port=self.port, controller_port=self.controller_port, log_dir=log_dir
+        )
+
+    def _broker_jvm(self) -> tuple[str, ...]:
+        """The broker JVM's options (a subclass adds system properties)."""
+        return _BROKER_JVM
+
+    def _format_args(self) -> list[str]:
+        """Extra ``kafka-storage format`` arguments (a subclass adds SCRAM users)."""
+        return []
+
     def _format(self, java: str, libs: Path, logs: Path) -> None:
         command = _java_command(java, libs, _TOOL_JVM, logs, STORAGE_TOOL_MAIN)
         args = ["format", "-t", new_cluster_id(), "-c", str(self.properties_path)]
+        args += self._format_args()
         result = subprocess.run(
             command + args,
             stdin=subprocess.DEVNULL,
@@ -345,7 +349,7 @@ class LocalKafka:
                 raise DevstackError(f"Kafka exited during start-up:\n{self._log_tails()}")
             if admin is None and self._accepts_connections():
                 # librdkafka's own logging is silenced: failures surface as exceptions.
-                admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+                admin = clients.admin_client(self.bootstrap, {"log_level": 0})
             if admin is not None:
                 try:
                     metadata = admin.list_topics(timeout=2.0)
@@ -411,78 +415,3 @@ class LocalKafka:
     def _cleanup(self) -> None:
         if self._owns_data_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
-
-
-def _state_path(cache_dir: Path) -> Path:
-    return _dev_dir(cache_dir) / "kafka.json"
-
-
-def dev_status(cache_dir: Path) -> dict[str, Any] | None:
-    """The running dev broker's state (pid, bootstrap, data dir, ...), or None."""
-    try:
-        state: dict[str, Any] = json.loads(_state_path(cache_dir).read_text())
-        pid = int(state["pid"])
-        properties = Path(state["data_dir"]) / "server.properties"
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
-        return None
-    if not (_process_alive(pid) and _is_broker(pid, properties)):
-        return None
-    return state
-
-
-def dev_up(
-    cache_dir: Path, port: int | None = None, progress: Callable[[str], None] = print
-) -> dict[str, Any]:
-    """Start the dev broker detached, or report the one already running.
-
-    Returns its state plus ``already_running``. Without ``port`` the previous run's
-    port is reused when it is free, so ``bootstrap`` stays stable between runs.
-    """
-    with _file_lock(_dev_dir(cache_dir) / ".lock"):
-        running = dev_status(cache_dir)
-        if running is not None:
-            if port is not None and port != running["port"]:
-                raise DevstackError(
-                    f"the dev Kafka already runs on {running['bootstrap']}: "
-                    "run `streams dev down` first to change its port"
-                )
-            return {**running, "already_running": True}
-        data_dir = _dev_dir(cache_dir) / "data"
-        if port is None:
-            port = _previous_port(cache_dir)
-        kafka = LocalKafka(cache_dir, port=port, data_dir=data_dir, progress=progress)
-        kafka.start()
-        assert kafka.pid is not None
-        state: dict[str, Any] = {
-            "pid": kafka.pid,
-            "bootstrap": kafka.bootstrap,
-            "port": kafka.port,
-            "controller_port": kafka.controller_port,
-            "data_dir": str(kafka.data_dir),
-            "log": str(kafka.log_path),
-            "version": KAFKA_VERSION,
-            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-        path = _state_path(cache_dir)
-        partial = path.with_suffix(".json.partial")
-        partial.write_text(json.dumps(state, indent=2) + "\n")
-        partial.replace(path)
-        return {**state, "already_running": False}
-
-
-def _previous_port(cache_dir: Path) -> int | None:
-    try:
-        port = int(json.loads(_state_path(cache_dir).read_text())["port"])
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
-        return None
-    return port if port_is_free(port) else None
-
-
-def dev_down(cache_dir: Path, timeout: float = 30.0) -> bool:
-    """Stop the dev broker by its recorded PID. False when none was running."""
-    with _file_lock(_dev_dir(cache_dir) / ".lock"):
-        running = dev_status(cache_dir)
-        if running is None:
-            return False
-        _terminate(int(running["pid"]), timeout)
-        return True

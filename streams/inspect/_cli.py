@@ -50,12 +50,15 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    from streams.kafka.preflight import check_connection
     from streams.settings import load_settings
 
     overrides: dict[str, Any] = {}
     if args.bootstrap:
         overrides["kafka"] = {"bootstrap_servers": args.bootstrap}
-    return load_settings(args.config, **overrides)
+    settings = load_settings(args.config, **overrides)
+    check_connection(settings.kafka)  # a wrong password or CA is one line, not a hang
+    return settings
 
 
 def _tail_cmd(args: argparse.Namespace) -> int:

@@ -36,11 +36,11 @@ class Schemas:
         self._registry: Any = None
         self._registry_failed = False
         if settings.registry.url.startswith(("http://", "https://")):
-            from confluent_kafka.schema_registry import SchemaRegistryClient
+            from streams.kafka import clients
 
             # A CLI: one quick try, then the checked-in schemas.
-            self._registry = SchemaRegistryClient(
-                {"url": settings.registry.url, "timeout": 5, "max.retries": 1}
+            self._registry = clients.schema_registry_client(
+                settings.registry, {"timeout": 5, "max.retries": 1}
             )
 
     def decode(self, record: Record) -> dict[str, Any]:

@@ -46,7 +46,7 @@ def explain(
     cfg = settings.pipeline(pipeline)
     schemas = Schemas(settings, schemas_root, err)
     wanted = key.encode("utf-8")
-    reader = _Reader(settings.kafka.bootstrap_servers)
+    reader = _Reader(settings.kafka)
     try:
         journeys: dict[tuple[int, int], _Journey] = {}
         orphans: list[_Journey] = []

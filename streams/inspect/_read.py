@@ -16,6 +16,8 @@ from typing import TextIO
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from streams.errors import ConfigError
+from streams.kafka import clients
+from streams.settings import KafkaSettings
 
 #: How long to wait for the broker's metadata before calling it unreachable.
 METADATA_TIMEOUT_S = 10.0
@@ -65,19 +67,20 @@ class _Progress:
 class _Reader:
     """Consumers without a group position: assign, read, close. No offsets are committed."""
 
-    def __init__(self, bootstrap: str) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self.kafka = kafka
+        self.bootstrap = kafka.bootstrap_servers
         self.consumer = self._new_consumer()  # metadata and watermarks
 
     def _new_consumer(self) -> Consumer:
-        return Consumer(
+        return clients.consumer(
+            self.kafka,
             {
-                "bootstrap.servers": self.bootstrap,
                 "group.id": f"streams-inspect-{uuid.uuid4().hex[:8]}",
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",
                 "enable.partition.eof": True,
-            }
+            },
         )
 
     def close(self) -> None:

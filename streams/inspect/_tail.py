@@ -115,7 +115,7 @@ def tail(
     if max_records is not None and max_records < 1:
         raise ConfigError("--max must be at least 1")
     schemas = Schemas(settings, schemas_root, err)
-    reader = _Reader(settings.kafka.bootstrap_servers)
+    reader = _Reader(settings.kafka)
     try:
         marks = reader.partitions(topic)
         last_n = None if from_beginning else (max_records or DEFAULT_TAIL)

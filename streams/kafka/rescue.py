@@ -19,9 +19,11 @@ import uuid
 from typing import Any
 
 from aiokafka.errors import CorruptRecordException
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
 
 from streams.envelope import RawRecord
+from streams.kafka import clients
+from streams.kafka.clients import KafkaTarget
 
 __all__ = ["UNDECODABLE_HEADERS", "UNPARSEABLE_FETCH", "read_at"]
 
@@ -33,15 +35,15 @@ UNDECODABLE_HEADERS = "streams.headers-undecodable"
 UNPARSEABLE_FETCH: tuple[type[BaseException], ...] = (UnicodeDecodeError, CorruptRecordException)
 
 
-def _read(bootstrap: str, topic: str, partition: int, offset: int) -> RawRecord | None:
-    consumer = Consumer(
+def _read(kafka: KafkaTarget, topic: str, partition: int, offset: int) -> RawRecord | None:
+    consumer = clients.consumer(
+        kafka,
         {
-            "bootstrap.servers": bootstrap,
             "group.id": f"streams-rescue-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
             "enable.partition.eof": True,
-        }
+        },
     )
     try:
         consumer.assign([TopicPartition(topic, partition, offset)])
@@ -84,6 +86,6 @@ def _read(bootstrap: str, topic: str, partition: int, offset: int) -> RawRecord 
         consumer.close()
 
 
-async def read_at(bootstrap: str, topic: str, partition: int, offset: int) -> RawRecord | None:
+async def read_at(kafka: KafkaTarget, topic: str, partition: int, offset: int) -> RawRecord | None:
     """The record at (or, past a transaction marker, after) ``offset``; None at the end."""
-    return await asyncio.to_thread(_read, bootstrap, topic, partition, offset)
+    return await asyncio.to_thread(_read, kafka, topic, partition, offset)

@@ -10,6 +10,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from streams.kafka import clients
+from streams.kafka.clients import KafkaTarget
 from streams.state.admin import TopicSpec, ensure_topics
 
 __all__ = ["TopicBacked"]
@@ -27,8 +29,8 @@ class TopicBacked:
     #: How long one follow-up fetch waits for new records.
     poll_ms = 500
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: KafkaTarget, topic: str) -> None:
+        self.kafka = kafka
         self.topic = topic
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
@@ -36,12 +38,10 @@ class TopicBacked:
 
     async def _open(self, spec: TopicSpec, **consumer_opts: Any) -> None:
         """Create the topic if needed, start both clients, load, then follow."""
-        await ensure_topics(self.bootstrap, [spec])
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap, enable_idempotence=True, acks="all"
-        )
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
+        await ensure_topics(self.kafka, [spec])
+        self._producer = clients.aio_producer(self.kafka, enable_idempotence=True, acks="all")
+        self._consumer = clients.aio_consumer(
+            self.kafka,
             enable_auto_commit=False,
             group_id=None,
             **consumer_opts,

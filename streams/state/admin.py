@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 
 from aiokafka import TopicPartition
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
-from streams.errors import StateStoreError
+from streams.errors import KafkaAuthorizationFailed, StateStoreError
+from streams.kafka import clients
+from streams.kafka.clients import KafkaTarget
 
 __all__ = [
     "TopicSpec",
@@ -36,8 +38,8 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
-def _ensure(bootstrap: str, specs: list[TopicSpec]) -> list[str]:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+def _ensure(kafka: KafkaTarget, specs: list[TopicSpec]) -> list[str]:
+    admin = clients.admin_client(kafka)
     existing = set(admin.list_topics(timeout=15).topics)
     wanted = [s for s in specs if s.name not in existing]
     if not wanted:
@@ -63,37 +65,52 @@ def _ensure(bootstrap: str, specs: list[TopicSpec]) -> list[str]:
             err = exc.args[0] if exc.args else None
             if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
                 continue  # another worker won the race
+            if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                target = clients.as_settings(kafka)
+                listener = clients.describe(target)
+                who = f"User:{target.username}" if target.username else "this client"
+                raise KafkaAuthorizationFailed(
+                    f"topic {name!r} is not visible to {who} (missing, or no DESCRIBE) and it "
+                    f"may not CREATE it on the {listener}: create it and grant access, or add "
+                    f"the ACL: kafka-acls.sh --bootstrap-server "
+                    f"{target.bootstrap_servers} --add --allow-principal {who} "
+                    f"--operation Create --topic {name}",
+                    listener=listener,
+                    resource="topic",
+                    name=name,
+                    operation="CREATE",
+                ) from None
             raise StateStoreError(f"could not create topic {name}: {exc}") from exc
     return created
 
 
-async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> None:
+async def ensure_topics(kafka: KafkaTarget, specs: Iterable[TopicSpec]) -> None:
     """Create each missing topic (broker defaults for -1). Existing topics are left alone."""
-    created = await asyncio.to_thread(_ensure, bootstrap, list(specs))
+    created = await asyncio.to_thread(_ensure, kafka, list(specs))
     if created:
         log.info("created topics %s", created)
 
 
-def _count(bootstrap: str, topic: str) -> int:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+def _count(kafka: KafkaTarget, topic: str) -> int:
+    admin = clients.admin_client(kafka)
     meta = admin.list_topics(topic, timeout=15).topics.get(topic)
     if meta is None or meta.error is not None:
         return 0
     return len(meta.partitions)
 
 
-async def partition_count(bootstrap: str, topic: str) -> int:
+async def partition_count(kafka: KafkaTarget, topic: str) -> int:
     """Partitions of ``topic``, or 0 if it does not exist (yet)."""
-    return await asyncio.to_thread(_count, bootstrap, topic)
+    return await asyncio.to_thread(_count, kafka, topic)
 
 
 async def topic_partitions(
-    bootstrap: str, topic: str, timeout_s: float = 30.0
+    kafka: KafkaTarget, topic: str, timeout_s: float = 30.0
 ) -> list[TopicPartition]:
     """The partitions of ``topic``, waiting for a just-created topic to show up."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
-        count = await partition_count(bootstrap, topic)
+        count = await partition_count(kafka, topic)
         if count:
             return [TopicPartition(topic, p) for p in range(count)]
         if asyncio.get_running_loop().time() > deadline:
@@ -101,10 +118,10 @@ async def topic_partitions(
         await asyncio.sleep(0.2)
 
 
-def _max_message_bytes(bootstrap: str, topics: list[str]) -> dict[str, int]:
+def _max_message_bytes(kafka: KafkaTarget, topics: list[str]) -> dict[str, int]:
     from confluent_kafka.admin import ConfigResource, ResourceType  # type: ignore[attr-defined]
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = clients.admin_client(kafka)
     resources = [ConfigResource(ResourceType.TOPIC, t) for t in topics]
     out: dict[str, int] = {}
     for resource, fut in admin.describe_configs(resources, request_timeout=15).items():
@@ -119,6 +136,6 @@ def _max_message_bytes(bootstrap: str, topics: list[str]) -> dict[str, int]:
     return out
 
 
-async def max_message_bytes(bootstrap: str, topics: Iterable[str]) -> dict[str, int]:
+async def max_message_bytes(kafka: KafkaTarget, topics: Iterable[str]) -> dict[str, int]:
     """Each topic's effective ``max.message.bytes`` (topics that could not be read are absent)."""
-    return await asyncio.to_thread(_max_message_bytes, bootstrap, list(topics))
+    return await asyncio.to_thread(_max_message_bytes, kafka, list(topics))

@@ -32,6 +32,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from streams.errors import StateStoreError
+from streams.kafka.clients import KafkaTarget
 from streams.protocols import Reservation
 from streams.state._base import TopicBacked
 from streams.state.admin import TopicSpec, topic_partitions
@@ -72,7 +73,7 @@ class SpendLedger(TopicBacked):
 
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaTarget,
         topic: str,
         caps: SpendCaps,
         *,
@@ -80,7 +81,7 @@ class SpendLedger(TopicBacked):
         clock: Clock = time.time,
         retention_windows: int = 4,
     ) -> None:
-        super().__init__(bootstrap, topic)
+        super().__init__(kafka, topic)
         self.caps = caps
         self.worker_id = worker_id or uuid.uuid4().hex[:12]
         self._clock = clock
@@ -204,7 +205,7 @@ class SpendLedger(TopicBacked):
 
     async def _load(self) -> None:
         assert self._consumer is not None
-        await topic_partitions(self.bootstrap, self.topic)
+        await topic_partitions(self.kafka, self.topic)
         self._consumer.assign([self._tp])
         await self._consumer.seek_to_beginning(self._tp)
         end = (await self._consumer.end_offsets([self._tp]))[self._tp]

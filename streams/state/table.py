@@ -14,6 +14,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from streams.errors import StateStoreError
+from streams.kafka.clients import KafkaTarget
 from streams.state._base import TopicBacked
 from streams.state.admin import TopicSpec, topic_partitions
 
@@ -29,13 +30,13 @@ class KafkaTable(TopicBacked):
 
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaTarget,
         topic: str,
         *,
         partitions: int = 6,
         progress: Callable[[str], None] | None = None,
     ) -> None:
-        super().__init__(bootstrap, topic)
+        super().__init__(kafka, topic)
         self.partitions = partitions
         self._data: dict[str, bytes] = {}
         self._progress = progress
@@ -64,7 +65,7 @@ class KafkaTable(TopicBacked):
 
     async def _load(self) -> None:
         assert self._consumer is not None
-        tps = await topic_partitions(self.bootstrap, self.topic)
+        tps = await topic_partitions(self.kafka, self.topic)
         self._consumer.assign(tps)
         await self._consumer.seek_to_beginning(*tps)
         end = await self._consumer.end_offsets(tps)

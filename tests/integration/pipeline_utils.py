@@ -124,16 +124,24 @@ def write_config(
     *,
     registry: str | None = None,
     timeout_s: float = 5,
+    kafka: dict[str, Any] | None = None,
     **worker: Any,
 ) -> Path:
-    """A TOML config for a worker started as a process (`streams run`)."""
+    """A TOML config for a worker started as a process (`streams run`).
+
+    ``kafka`` adds keys to ``[kafka]`` (security settings; a password is better passed
+    as ``STREAMS_KAFKA__PASSWORD`` to :func:`spawn_worker`).
+    """
     worker = {"commit_interval_s": 0.2, "max_in_flight": 32, **worker}
     worker_toml = "\n".join(f"{k} = {json.dumps(v)}" for k, v in worker.items())
-    registry_toml = f'[registry]\nurl = "{registry}"\n' if registry else ""
+    kafka_toml = "\n".join(f"{k} = {json.dumps(v)}" for k, v in (kafka or {}).items())
+    # `streams run` refuses an unnamed mock registry: tests name it.
+    registry_toml = f'[registry]\nurl = "{registry or "mock://"}"\n'
     path.write_text(
         f"""
 [kafka]
 bootstrap_servers = "{bootstrap}"
+{kafka_toml}
 
 [llm]
 base_url = "{sim}/v1"
@@ -158,9 +166,11 @@ contract_version = 1
     return path
 
 
-def spawn_worker(config: Path, name: str, log: Path) -> subprocess.Popen[bytes]:
+def spawn_worker(
+    config: Path, name: str, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """`streams run NAME --config CONFIG` in a child process, output appended to ``log``."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     with log.open("ab") as sink:
         return subprocess.Popen(
             [sys.executable, "-m", "streams", "run", name, "--config", str(config)],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 import uuid
@@ -11,14 +12,12 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Message, Producer
 
+from streams.devstack.dev_kafka import dev_down, dev_status, dev_up
 from streams.devstack.kafka import (
     CONSUMER_GROUPS_MAIN,
     KAFKA_VERSION,
     DevstackError,
     LocalKafka,
-    dev_down,
-    dev_status,
-    dev_up,
     ensure_kafka_jars,
     free_ports,
     kafka_home,
@@ -26,7 +25,8 @@ from streams.devstack.kafka import (
     render_server_properties,
     run_kafka_tool,
 )
-from streams.settings import default_cache_dir
+from streams.kafka import clients
+from streams.settings import KafkaSettings, default_cache_dir
 
 
 @pytest.fixture(scope="module")
@@ -194,3 +194,33 @@ def test_dev_up_is_idempotent_and_dev_down_stops_it(cache_dir: Path, tmp_path: P
     assert stopped is True
     assert dev_status(dev_cache) is None
     assert dev_down(dev_cache) is False
+
+
+@pytest.mark.integration
+def test_dev_up_secure_reports_the_sasl_ssl_listener_and_no_password(
+    cache_dir: Path, tmp_path: Path
+) -> None:
+    """`dev up --secure`: a SASL_SSL listener a SCRAM user can log in to, whose state (what
+    `dev status` prints) names the CA and the secrets file but holds no password."""
+    dev_cache = tmp_path / "cache"
+    dev_cache.mkdir()
+    kafka_home(dev_cache).symlink_to(kafka_home(cache_dir), target_is_directory=True)
+    state = dev_up(dev_cache, None, lambda _: None, secure=True)
+    try:
+        secrets = json.loads(Path(state["secrets_file"]).read_text())
+        password = secrets["users"]["worker"]
+        assert password not in json.dumps(state)
+        with pytest.raises(DevstackError, match="already runs with --secure"):
+            dev_up(dev_cache, None, lambda _: None)
+        kafka = KafkaSettings(
+            bootstrap_servers=state["secure_bootstrap"],
+            security_protocol="SASL_SSL",
+            username="worker",
+            password=password,
+            ssl_cafile=state["ca_file"],
+        )
+        # No ACLs yet: the login works, and the user sees no topic at all.
+        admin = clients.admin_client(kafka)
+        assert admin.list_topics(timeout=30).topics == {}
+    finally:
+        assert dev_down(dev_cache) is True

@@ -216,8 +216,8 @@ def test_a_config_error_in_a_child_stops_the_parent_with_one_line(tmp_path: Path
     """A child's ConfigError (unknown contract) is printed once, with its exit code, no restart."""
     config = tmp_path / "bad.toml"
     config.write_text(
-        '[[pipelines]]\nname = "x"\ninput_topic = "x.raw"\ncontract = "nope"\n'
-        "contract_version = 1\n"
+        '[registry]\nurl = "mock://"\n[[pipelines]]\nname = "x"\ninput_topic = "x.raw"\n'
+        'contract = "nope"\ncontract_version = 1\n'
     )
     argv = [sys.executable, "-m", "streams", "run", "x", "--config", str(config)]
     done = subprocess.run(
