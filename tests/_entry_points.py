@@ -20,6 +20,9 @@ from pathlib import Path
 
 GROUP = "streams.contracts"
 
+#: The folder written by :func:`ensure_checkout_entry_points`, if one was needed.
+ACTIVE: list[Path] = []
+
 
 def ensure_checkout_entry_points(root: Path) -> Path | None:
     """Write and activate the checkout's entry points if the installed ones are stale."""
@@ -42,6 +45,7 @@ def ensure_checkout_entry_points(root: Path) -> Path | None:
     scripts = project.get("scripts", {})
     lines += ["", "[console_scripts]", *(f"{n} = {v}" for n, v in scripts.items())]
     (info / "entry_points.txt").write_text("\n".join(lines) + "\n", "utf-8")
+    ACTIVE.append(folder)
     sys.path.insert(0, str(folder))
     os.environ["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(folder), os.environ.get("PYTHONPATH", "")) if p
