@@ -334,7 +334,7 @@ def _produce(args: argparse.Namespace) -> int:
 
 def _schemas(args: argparse.Namespace) -> int:
     from streams.avro_schema import check_schema_files, write_schema_files
-    from streams.contract import select
+    from streams.contract import ENTRY_POINT_GROUP, discover, select
 
     chosen = select(args.contracts, search_path=args.search_path) if args.contracts else None
     if args.action == "generate":
@@ -344,6 +344,13 @@ def _schemas(args: argparse.Namespace) -> int:
     problems = check_schema_files(args.root, chosen)
     for problem in problems:
         print(f"schema check: {problem}", file=sys.stderr)
+    if problems and chosen is None and not len(discover()):
+        print(
+            "schema check: no contract is registered in entry-point group "
+            f"{ENTRY_POINT_GROUP!r}; an editable install records entry points when it is "
+            "installed, so reinstall it (pip install -e .) or name the contracts",
+            file=sys.stderr,
+        )
     if problems:
         return 1
     print("schemas match their contracts")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +20,21 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The repository built as a wheel and installed (without dependencies) into a folder."""
     dist = tmp_path_factory.mktemp("dist")
     target = tmp_path_factory.mktemp("site")
+    # Built from a copy of the tracked files: setuptools writes build/ and *.egg-info
+    # into the source folder, and an egg-info at the repo root would shadow the
+    # installed entry points of every later run from there.
+    source = tmp_path_factory.mktemp("source")
+    tracked = (
+        subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True)
+        .stdout.decode()
+        .split("\0")
+    )
+    for rel in filter(None, tracked):
+        if (REPO / rel).is_file():
+            (source / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, source / rel)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(dist), str(REPO)], check=True)
+    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(dist), str(source)], check=True)
     (wheel,) = dist.glob("kafka_llm_streams-*.whl")
     subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], check=True)
     return target

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -187,3 +188,59 @@ def test_importing_streams_loads_no_example_contract() -> None:
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "['contracts._common', 'contracts.base']"
+
+
+@pytest.mark.parametrize(
+    ("contract", "version", "message"),
+    [
+        ("no_such_module_xyz:PO_V1", None, r"module 'no_such_module_xyz' not found"),
+        ("invoice", 9, r"unknown contract invoice\.v9; known: claim\.v1"),
+        ("contracts.catalog:INVOICE", None, r"a tuple, not a streams\.contract\.Contract"),
+    ],
+)
+def test_a_pipeline_naming_a_bad_contract_fails_at_start_up(
+    tmp_path: Path, contract: str, version: int | None, message: str
+) -> None:
+    """build_pipeline turns each contract mistake into one ConfigError line naming the pipeline."""
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+    from streams.app import build_pipeline
+    from streams.settings import load_settings
+
+    config = tmp_path / "streams.toml"
+    version_line = f"contract_version = {version}\n" if version else ""
+    config.write_text(
+        '[[pipelines]]\nname = "po"\ninput_topic = "po.raw"\n'
+        f'contract = "{contract}"\n{version_line}'
+        f"contract_search_path = [{json.dumps(str(tmp_path))}]\n",
+        "utf-8",
+    )
+    settings = load_settings(config)
+    registry = SchemaRegistryClient.new_client({"url": "mock://loader-test"})
+    with pytest.raises(ConfigError, match=message) as e:
+        build_pipeline(settings, "po", registry=registry)
+    assert str(e.value).startswith("pipeline po: ")
+    assert "\n" not in str(e.value)
+
+
+def test_a_pipeline_loads_a_contract_by_import_path_from_its_search_folder(
+    tmp_path: Path,
+) -> None:
+    """contract = "module:OBJECT" with contract_search_path builds, versioned by the object."""
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+    from streams.app import build_pipeline
+    from streams.settings import load_settings
+
+    module = _package(tmp_path, entry_point=False)
+    config = tmp_path / "streams.toml"
+    config.write_text(
+        '[[pipelines]]\nname = "po"\ninput_topic = "po.raw"\n'
+        f'contract = "{module}:ORDER_V1"\n'
+        f"contract_search_path = [{json.dumps(str(tmp_path))}]\n",
+        "utf-8",
+    )
+    registry = SchemaRegistryClient.new_client({"url": "mock://loader-test-ok"})
+    pipeline = build_pipeline(load_settings(config), "po", registry=registry)
+    assert pipeline.contract.ref == "order.v1"
+    assert pipeline.encoder.schema_dict["namespace"] == "order.v1"
