@@ -1,27 +1,41 @@
-"""Versioned data contracts: pydantic models plus the prompts that fill them.
+"""The example contracts: invoice, claim and lead, written as any user writes theirs.
 
-Importing the package registers every contract, so ``get_contract("invoice", 1)``
-works after ``import contracts``.
+They use only the public API (:mod:`streams.contract`) and are registered
+through the ``streams.contracts`` entry-point group in ``pyproject.toml``
+(pointing at :mod:`contracts.catalog`), the way a user's package registers its
+own. Nothing in :mod:`streams` imports them.
+
+``get_contract`` and ``all_contracts`` are conveniences for the tests and
+notebooks that use these examples directly. They, and the contract tuples, are
+loaded on first use, so importing ``contracts.base`` (the old home of the API)
+does not load the examples.
 """
 
-# Importing a contract module registers its versions.
-from contracts import claim, invoice, invoice_v2, invoice_v3, lead  # noqa: F401
-from contracts.base import (
-    SAMPLES_DIR,
-    ContractVersion,
-    Example,
-    Prompt,
-    all_contracts,
-    get_contract,
-    register,
-)
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from contracts._common import SAMPLES_DIR
+from streams.contract import Contract, ContractVersion, Example, Prompt
 
 __all__ = [
+    "CLAIM",
+    "INVOICE",
+    "LEAD",
     "SAMPLES_DIR",
+    "Contract",
     "ContractVersion",
     "Example",
     "Prompt",
     "all_contracts",
     "get_contract",
-    "register",
 ]
+
+_LAZY = frozenset({"CLAIM", "INVOICE", "LEAD", "all_contracts", "get_contract"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module("contracts.catalog"), name)
+    raise AttributeError(f"module 'contracts' has no attribute {name!r}")

@@ -7,12 +7,16 @@ fix, so a single re-ask can name them all.
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Final
 
 from pydantic import StringConstraints, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-__all__ = ["Email", "field_error", "raise_all"]
+__all__ = ["SAMPLES_DIR", "Email", "field_error", "raise_all"]
+
+#: The labelled samples (``NAME.txt`` + ``NAME.json``) of each example contract.
+SAMPLES_DIR: Final = Path(__file__).parent / "samples"
 
 #: An e-mail address as printed: one @, no spaces, a dotted domain. Deliberately
 #: loose (no email-validator dependency); the domain rules live in the contracts.

@@ -24,7 +24,7 @@ currency_minor_units     claimed_amount              no fraction in a zero-decim
 duplicate_party          involved_parties.<i>.name   each (name, role) pair is listed once
 ======================== =========================== ========================================
 
-Grounding policy (``grounding_required``): the policy number, claimant name, e-mail
+Grounding policy (``GroundingPolicy.required``): the policy number, claimant name, e-mail
 and police report number, when given, must appear in the source text, because a
 model that invents them produces a claim nobody can match to a policy or a case.
 """
@@ -45,9 +45,9 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails
 
-from contracts._common import Email, field_error, raise_all
-from contracts.base import ContractVersion, Example, Prompt, register
+from contracts._common import SAMPLES_DIR, Email, field_error, raise_all
 from contracts.invoice import ISO_4217_CODES, CurrencyCode, Text
+from streams.contract import Contract, Example, GroundingPolicy, Prompt
 
 __all__ = ["CLAIM_V1", "ZERO_DECIMAL_CURRENCIES", "Claim", "ClaimType", "InvolvedParty"]
 
@@ -265,67 +265,65 @@ Geschätzter Schaden: 3.150,00 EUR     Schadenart: [ ] Kfz  [x] Hausrat  [ ] Son
 Ort, Datum, Unterschrift: Freiburg, 14.02.2024  J. Albrecht
 """
 
-CLAIM_V1: Final = register(
-    ContractVersion(
-        name="claim",
-        version=1,
-        model=Claim,
-        prompt=Prompt(
-            instructions=INSTRUCTIONS,
-            examples=(
-                Example(
-                    document=_EXAMPLE_EMAIL,
-                    record={
-                        "policy_number": "HL-AUTO-558120",
-                        "claimant_name": "Dana Whitfield",
-                        "contact_email": "dana.whitfield@fastmail.com",
-                        "claim_type": "auto",
-                        "incident_date": "2024-04-06",
-                        "reported_date": "2024-04-09",
-                        "location": "Elm St & 3rd Ave, Dayton, OH",
-                        "description": "On 04/06/2024 I was stopped at the light at Elm St & "
-                        "3rd Ave, Dayton, OH when a pickup rear-ended my Honda Civic.",
-                        "claimed_amount": 2840.0,
-                        "currency": "USD",
-                        "involved_parties": [
-                            {"name": "Mark Boyce", "role": "other driver"},
-                        ],
-                        "police_report_number": "24-031877",
-                    },
-                ),
-                Example(
-                    document=_EXAMPLE_FORM,
-                    record={
-                        "policy_number": "HR 7741-0093",
-                        "claimant_name": "Jonas Albrecht",
-                        "contact_email": None,
-                        "claim_type": "property",
-                        "incident_date": "2024-02-12",
-                        "reported_date": "2024-02-14",
-                        "location": "Lindenweg 4, Freiburg",
-                        "description": "Durch einen geplatzten Schlauch der Waschmaschine ist "
-                        "Wasser ausgetreten und hat den Parkettboden im Flur beschädigt.",
-                        "claimed_amount": 3150.0,
-                        "currency": "EUR",
-                        "involved_parties": [
-                            {"name": "Parkettboden im Flur", "role": "beschädigt"},
-                        ],
-                        "police_report_number": None,
-                    },
-                ),
+CLAIM_V1: Final = Contract(
+    name="claim",
+    version=1,
+    model=Claim,
+    prompt=Prompt(
+        instructions=INSTRUCTIONS,
+        examples=(
+            Example(
+                document=_EXAMPLE_EMAIL,
+                record={
+                    "policy_number": "HL-AUTO-558120",
+                    "claimant_name": "Dana Whitfield",
+                    "contact_email": "dana.whitfield@fastmail.com",
+                    "claim_type": "auto",
+                    "incident_date": "2024-04-06",
+                    "reported_date": "2024-04-09",
+                    "location": "Elm St & 3rd Ave, Dayton, OH",
+                    "description": "On 04/06/2024 I was stopped at the light at Elm St & "
+                    "3rd Ave, Dayton, OH when a pickup rear-ended my Honda Civic.",
+                    "claimed_amount": 2840.0,
+                    "currency": "USD",
+                    "involved_parties": [
+                        {"name": "Mark Boyce", "role": "other driver"},
+                    ],
+                    "police_report_number": "24-031877",
+                },
+            ),
+            Example(
+                document=_EXAMPLE_FORM,
+                record={
+                    "policy_number": "HR 7741-0093",
+                    "claimant_name": "Jonas Albrecht",
+                    "contact_email": None,
+                    "claim_type": "property",
+                    "incident_date": "2024-02-12",
+                    "reported_date": "2024-02-14",
+                    "location": "Lindenweg 4, Freiburg",
+                    "description": "Durch einen geplatzten Schlauch der Waschmaschine ist "
+                    "Wasser ausgetreten und hat den Parkettboden im Flur beschädigt.",
+                    "claimed_amount": 3150.0,
+                    "currency": "EUR",
+                    "involved_parties": [
+                        {"name": "Parkettboden im Flur", "role": "beschädigt"},
+                    ],
+                    "police_report_number": None,
+                },
             ),
         ),
-        compatibility="BACKWARD",
-        # Identifiers a model could invent must be copied from the claim itself; a
-        # missing optional value is not checked. Dates and amounts may be derived.
-        grounding_required=(
-            "policy_number",
-            "claimant_name",
-            "contact_email",
-            "police_report_number",
-        ),
-        description="An insurance claim (first notice of loss): policy number, claimant, "
-        "claim type, incident and report dates in order, location, the claimant's account, "
-        "amount claimed in an ISO 4217 currency, other parties and any police report.",
-    )
+    ),
+    compatibility="BACKWARD",
+    # Identifiers a model could invent must be copied from the claim itself; a
+    # missing optional value is not checked. Dates and amounts may be derived.
+    grounding=GroundingPolicy(
+        required=("policy_number", "claimant_name", "contact_email", "police_report_number")
+    ),
+    description="An insurance claim (first notice of loss): policy number, claimant, "
+    "claim type, incident and report dates in order, location, the claimant's account, "
+    "amount claimed in an ISO 4217 currency, other parties and any police report.",
+    # The examples keep the Avro namespace they were first published under.
+    namespace="contracts.claim.v1",
+    samples=SAMPLES_DIR / "claim",
 )

@@ -40,7 +40,8 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from contracts.base import ContractVersion, Example, Prompt, register
+from contracts._common import SAMPLES_DIR
+from streams.contract import Contract, Example, Prompt
 
 __all__ = [
     "INVOICE_V1",
@@ -297,72 +298,73 @@ Pos. 2: Material pauschal, 1 x 1.249,90 € = 1.249,90 €
 Netto 1.487,90 €, zzgl. 19 % USt. 282,70 €, Gesamtbetrag 1.770,60 €
 """
 
-INVOICE_V1: Final = register(
-    ContractVersion(
-        name="invoice",
-        version=1,
-        model=Invoice,
-        prompt=Prompt(
-            instructions=INSTRUCTIONS,
-            examples=(
-                Example(
-                    document=_EXAMPLE_US,
-                    record={
-                        "vendor": "Brightwater Office Supply",
-                        "invoice_number": "BW-1042",
-                        "issue_date": "2024-02-03",
-                        "due_date": "2024-03-04",
-                        "currency": "USD",
-                        "line_items": [
-                            {
-                                "description": "Toner cartridge HP 58A",
-                                "quantity": 2,
-                                "unit_price": 89.5,
-                                "amount": 179.0,
-                            },
-                            {
-                                "description": "Copy paper, 10 reams",
-                                "quantity": 1,
-                                "unit_price": 54.0,
-                                "amount": 54.0,
-                            },
-                        ],
-                        "subtotal": 233.0,
-                        "tax": 16.31,
-                        "total": 249.31,
-                    },
-                ),
-                Example(
-                    document=_EXAMPLE_DE,
-                    record={
-                        "vendor": "Schmidt Elektrotechnik GmbH",
-                        "invoice_number": "2024-117",
-                        "issue_date": "2024-01-15",
-                        "due_date": "2024-01-29",
-                        "currency": "EUR",
-                        "line_items": [
-                            {
-                                "description": "Installation Steckdosen",
-                                "quantity": 3.5,
-                                "unit_price": 68.0,
-                                "amount": 238.0,
-                            },
-                            {
-                                "description": "Material pauschal",
-                                "quantity": 1,
-                                "unit_price": 1249.9,
-                                "amount": 1249.9,
-                            },
-                        ],
-                        "subtotal": 1487.9,
-                        "tax": 282.7,
-                        "total": 1770.6,
-                    },
-                ),
+INVOICE_V1: Final = Contract(
+    name="invoice",
+    version=1,
+    model=Invoice,
+    prompt=Prompt(
+        instructions=INSTRUCTIONS,
+        examples=(
+            Example(
+                document=_EXAMPLE_US,
+                record={
+                    "vendor": "Brightwater Office Supply",
+                    "invoice_number": "BW-1042",
+                    "issue_date": "2024-02-03",
+                    "due_date": "2024-03-04",
+                    "currency": "USD",
+                    "line_items": [
+                        {
+                            "description": "Toner cartridge HP 58A",
+                            "quantity": 2,
+                            "unit_price": 89.5,
+                            "amount": 179.0,
+                        },
+                        {
+                            "description": "Copy paper, 10 reams",
+                            "quantity": 1,
+                            "unit_price": 54.0,
+                            "amount": 54.0,
+                        },
+                    ],
+                    "subtotal": 233.0,
+                    "tax": 16.31,
+                    "total": 249.31,
+                },
+            ),
+            Example(
+                document=_EXAMPLE_DE,
+                record={
+                    "vendor": "Schmidt Elektrotechnik GmbH",
+                    "invoice_number": "2024-117",
+                    "issue_date": "2024-01-15",
+                    "due_date": "2024-01-29",
+                    "currency": "EUR",
+                    "line_items": [
+                        {
+                            "description": "Installation Steckdosen",
+                            "quantity": 3.5,
+                            "unit_price": 68.0,
+                            "amount": 238.0,
+                        },
+                        {
+                            "description": "Material pauschal",
+                            "quantity": 1,
+                            "unit_price": 1249.9,
+                            "amount": 1249.9,
+                        },
+                    ],
+                    "subtotal": 1487.9,
+                    "tax": 282.7,
+                    "total": 1770.6,
+                },
             ),
         ),
-        compatibility="BACKWARD",
-        description="An invoice: issuer, number, issue and due dates, ISO 4217 currency, "
-        "billed lines, subtotal, tax and total, with the arithmetic checked.",
-    )
+    ),
+    compatibility="BACKWARD",
+    description="An invoice: issuer, number, issue and due dates, ISO 4217 currency, "
+    "billed lines, subtotal, tax and total, with the arithmetic checked.",
+    # The examples keep the Avro namespace they were first published under.
+    namespace="contracts.invoice.v1",
+    samples=SAMPLES_DIR / "invoice",
 )

@@ -25,8 +25,9 @@ from typing import Any, Final
 from pydantic import Field
 
 from contracts import invoice as v1
-from contracts.base import ContractVersion, Example, Prompt, register
+from contracts._common import SAMPLES_DIR
 from contracts.invoice import Text
+from streams.contract import Contract, Example, Prompt
 
 __all__ = ["INVOICE_V2", "Invoice"]
 
@@ -65,28 +66,29 @@ def _v1_record(index: int, **changes: Any) -> dict[str, Any]:
     return copy.deepcopy(v1.INVOICE_V1.prompt.examples[index].record) | changes
 
 
-INVOICE_V2: Final = register(
-    ContractVersion(
-        name="invoice",
-        version=2,
-        model=Invoice,
-        prompt=Prompt(
-            instructions=INSTRUCTIONS,
-            examples=(
-                Example(
-                    document=_EXAMPLE_US,
-                    record=_v1_record(0, purchase_order="4500-8812"),
-                ),
-                Example(
-                    document=v1.INVOICE_V1.prompt.examples[1].document,
-                    record=_v1_record(1, purchase_order=None),
-                ),
+INVOICE_V2: Final = Contract(
+    name="invoice",
+    version=2,
+    model=Invoice,
+    prompt=Prompt(
+        instructions=INSTRUCTIONS,
+        examples=(
+            Example(
+                document=_EXAMPLE_US,
+                record=_v1_record(0, purchase_order="4500-8812"),
+            ),
+            Example(
+                document=v1.INVOICE_V1.prompt.examples[1].document,
+                record=_v1_record(1, purchase_order=None),
             ),
         ),
-        compatibility="FULL",
-        compatible_with=1,
-        description="An invoice: issuer, number, issue and due dates, ISO 4217 currency, "
-        "billed lines, subtotal, tax and total, with the arithmetic checked, and the buyer's "
-        "purchase-order reference when one is printed.",
-    )
+    ),
+    compatibility="FULL",
+    compatible_with=1,
+    description="An invoice: issuer, number, issue and due dates, ISO 4217 currency, "
+    "billed lines, subtotal, tax and total, with the arithmetic checked, and the buyer's "
+    "purchase-order reference when one is printed.",
+    # The examples keep the Avro namespace they were first published under.
+    namespace="contracts.invoice.v2",
+    samples=SAMPLES_DIR / "invoice",
 )

@@ -38,9 +38,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts import invoice as v1
 from contracts import invoice_v2 as v2
-from contracts._common import raise_all
-from contracts.base import ContractVersion, Example, Prompt, register
+from contracts._common import SAMPLES_DIR, raise_all
 from contracts.invoice import CurrencyCode, LineItem, Money, NonNegativeMoney, Text
+from streams.contract import Contract, Example, Prompt
 
 __all__ = ["INVOICE_V3", "Invoice", "Vendor"]
 
@@ -138,30 +138,31 @@ def _v3_record(example: Example, tax_id: str | None, **changes: Any) -> dict[str
     return {"vendor": vendor, **record, **changes}
 
 
-INVOICE_V3: Final = register(
-    ContractVersion(
-        name="invoice",
-        version=3,
-        model=Invoice,
-        prompt=Prompt(
-            instructions=INSTRUCTIONS,
-            examples=(
-                Example(
-                    document=v2.INVOICE_V2.prompt.examples[0].document,
-                    record=_v3_record(v2.INVOICE_V2.prompt.examples[0], None),
-                ),
-                Example(
-                    document=_EXAMPLE_DE,
-                    record=_v3_record(
-                        v2.INVOICE_V2.prompt.examples[1], "DE812345678", purchase_order="BE-5521"
-                    ),
+INVOICE_V3: Final = Contract(
+    name="invoice",
+    version=3,
+    model=Invoice,
+    prompt=Prompt(
+        instructions=INSTRUCTIONS,
+        examples=(
+            Example(
+                document=v2.INVOICE_V2.prompt.examples[0].document,
+                record=_v3_record(v2.INVOICE_V2.prompt.examples[0], None),
+            ),
+            Example(
+                document=_EXAMPLE_DE,
+                record=_v3_record(
+                    v2.INVOICE_V2.prompt.examples[1], "DE812345678", purchase_order="BE-5521"
                 ),
             ),
         ),
-        compatibility="BACKWARD",
-        compatible_with=None,
-        description="An invoice: issuer name and tax id, number, issue and due dates, ISO 4217 "
-        "currency, billed lines, subtotal, tax and total, with the arithmetic checked, and the "
-        "buyer's purchase-order reference when one is printed.",
-    )
+    ),
+    compatibility="BACKWARD",
+    compatible_with=None,
+    description="An invoice: issuer name and tax id, number, issue and due dates, ISO 4217 "
+    "currency, billed lines, subtotal, tax and total, with the arithmetic checked, and the "
+    "buyer's purchase-order reference when one is printed.",
+    # The examples keep the Avro namespace they were first published under.
+    namespace="contracts.invoice.v3",
+    samples=SAMPLES_DIR / "invoice",
 )

@@ -29,7 +29,7 @@ contact_email_domain_mismatch  contact_email        the e-mail's domain is the w
 duplicate_product              products.<i>         each product is listed once
 ============================== ==================== ========================================
 
-Grounding policy (``grounding_required``): the company name, and the contact e-mail,
+Grounding policy (``GroundingPolicy.required``): the company name, and the contact e-mail,
 phone and founding year when given, must appear on the page. Invented contact details
 are the costliest mistake in a sales lead.
 """
@@ -50,9 +50,9 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from contracts._common import Email, field_error, raise_all
-from contracts.base import ContractVersion, Example, Prompt, register
+from contracts._common import SAMPLES_DIR, Email, field_error, raise_all
 from contracts.invoice import Text
+from streams.contract import Contract, Example, GroundingPolicy, Prompt
 
 __all__ = ["ISO_3166_ALPHA2", "LEAD_V1", "EmployeeCountRange", "FundingStage", "Lead"]
 
@@ -303,56 +303,59 @@ urban delivery fleets. Headquarters: Lyon, France. Press contact: presse@velonov
 velonova.fr
 """
 
-LEAD_V1: Final = register(
-    ContractVersion(
-        name="lead",
-        version=1,
-        model=Lead,
-        prompt=Prompt(
-            instructions=INSTRUCTIONS,
-            examples=(
-                Example(
-                    document=_EXAMPLE_ABOUT,
-                    record={
-                        "company_name": "Nordpack AB",
-                        "website_domain": "nordpack.se",
-                        "industry": "transport packaging",
-                        "employee_count_range": "51-200",
-                        "headquarters_country": "SE",
-                        "founded_year": 2014,
-                        "contact_email": "info@nordpack.se",
-                        "contact_phone": "+46 31 760 22 00",
-                        "products": ["FlexCrate", "CoolLiner"],
-                        "funding_stage": "series-a",
-                        "summary": "Nordpack AB designs recyclable transport packaging for "
-                        "e-commerce and food retail.",
-                    },
-                ),
-                Example(
-                    document=_EXAMPLE_PRESS,
-                    record={
-                        "company_name": "Atelier Vélonova",
-                        "website_domain": "velonova.fr",
-                        "industry": "cargo e-bikes",
-                        "employee_count_range": None,
-                        "headquarters_country": "FR",
-                        "founded_year": None,
-                        "contact_email": "presse@velonova.fr",
-                        "contact_phone": None,
-                        "products": [],
-                        "funding_stage": None,
-                        "summary": "Atelier Vélonova builds electric cargo bikes for families "
-                        "and urban delivery fleets.",
-                    },
-                ),
+LEAD_V1: Final = Contract(
+    name="lead",
+    version=1,
+    model=Lead,
+    prompt=Prompt(
+        instructions=INSTRUCTIONS,
+        examples=(
+            Example(
+                document=_EXAMPLE_ABOUT,
+                record={
+                    "company_name": "Nordpack AB",
+                    "website_domain": "nordpack.se",
+                    "industry": "transport packaging",
+                    "employee_count_range": "51-200",
+                    "headquarters_country": "SE",
+                    "founded_year": 2014,
+                    "contact_email": "info@nordpack.se",
+                    "contact_phone": "+46 31 760 22 00",
+                    "products": ["FlexCrate", "CoolLiner"],
+                    "funding_stage": "series-a",
+                    "summary": "Nordpack AB designs recyclable transport packaging for "
+                    "e-commerce and food retail.",
+                },
+            ),
+            Example(
+                document=_EXAMPLE_PRESS,
+                record={
+                    "company_name": "Atelier Vélonova",
+                    "website_domain": "velonova.fr",
+                    "industry": "cargo e-bikes",
+                    "employee_count_range": None,
+                    "headquarters_country": "FR",
+                    "founded_year": None,
+                    "contact_email": "presse@velonova.fr",
+                    "contact_phone": None,
+                    "products": [],
+                    "funding_stage": None,
+                    "summary": "Atelier Vélonova builds electric cargo bikes for families "
+                    "and urban delivery fleets.",
+                },
             ),
         ),
-        compatibility="BACKWARD",
-        # Contact details a model could invent must be on the page; a missing optional
-        # value is not checked. The domain may come from links the text does not show.
-        grounding_required=("company_name", "contact_email", "contact_phone", "founded_year"),
-        description="A sales lead: a company's name, web domain, industry, size bucket, "
-        "head-office country (ISO 3166-1 alpha-2), founding year, contact, products, funding "
-        "stage and its own one-sentence description.",
-    )
+    ),
+    compatibility="BACKWARD",
+    # Contact details a model could invent must be on the page; a missing optional
+    # value is not checked. The domain may come from links the text does not show.
+    grounding=GroundingPolicy(
+        required=("company_name", "contact_email", "contact_phone", "founded_year")
+    ),
+    description="A sales lead: a company's name, web domain, industry, size bucket, "
+    "head-office country (ISO 3166-1 alpha-2), founding year, contact, products, funding "
+    "stage and its own one-sentence description.",
+    # The examples keep the Avro namespace they were first published under.
+    namespace="contracts.lead.v1",
+    samples=SAMPLES_DIR / "lead",
 )

@@ -11,7 +11,7 @@ FORWARD   the new version                 vN
 FULL      both of the above
 ========= =============================== ===============================
 
-The datums are the contract's samples (``contracts/samples/<name>/*.json``) and
+The datums are the records of each version's labelled samples (``samples``) and
 the prompt examples of every version, each taken for the versions whose model
 accepts it strictly. A version that accepts none of them gets datums built from
 the other versions' records: fields it does not know are dropped and its
@@ -24,14 +24,13 @@ from __future__ import annotations
 import ast
 import io
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Literal
 
 import fastavro
 from pydantic import BaseModel, ValidationError
 
-from contracts import ContractVersion
+from streams.contract import ContractVersion
 from streams.errors import ConfigError
 
 __all__ = ["compatibility_problems"]
@@ -57,7 +56,6 @@ def compatibility_problems(
     *,
     schema_for: SchemaFor,
     datum_for: DatumFor,
-    samples_dir: Path,
     where: Callable[[ContractVersion], str],
 ) -> list[str]:
     """One line per declared compatibility that does not hold; empty when all hold.
@@ -82,7 +80,7 @@ def compatibility_problems(
             schemas = {c.version: fastavro.parse_schema(schema_for(c)) for c in (new, old)}
         except ConfigError:
             continue  # the schema-file check reports why the schema cannot be generated
-        pool = _record_pool(new.name, [c for c in contracts if c.name == new.name], samples_dir)
+        pool = _record_pool([c for c in contracts if c.name == new.name])
         for direction in _DIRECTIONS[new.compatibility]:
             writer, reader = (old, new) if direction == "BACKWARD" else (new, old)
             failure = _prove(
@@ -131,13 +129,13 @@ def _prove(
     return None
 
 
-def _record_pool(
-    name: str, versions: Iterable[ContractVersion], samples_dir: Path
-) -> list[Labelled]:
+def _record_pool(versions: Sequence[ContractVersion]) -> list[Labelled]:
     """Every candidate record of a contract: its samples, then each version's prompt examples."""
+    folders = sorted({v.samples for v in versions if v.samples is not None})
     pool = [
         (f"sample {path.stem}", path.read_text(encoding="utf-8"))
-        for path in sorted((samples_dir / name).glob("*.json"))
+        for folder in folders
+        for path in sorted(folder.glob("*.json"))
     ]
     for version in versions:
         pool.extend(

@@ -113,22 +113,28 @@ class _Builder:
         if origin is Union or origin is types.UnionType:
             members = [a for a in get_args(tp) if a is not type(None)]
             if len(members) != 1:
-                raise ConfigError(f"{where}: only `T | None` unions map to Avro, not {tp}")
+                raise ConfigError(
+                    f"{where}: only `T | None` unions map to Avro, not {tp}; "
+                    "use one type (or a nested model with one optional field per kind)"
+                )
             return ["null", self.type_of(members[0], metadata, where)]
         if origin is Literal:
             return _literal_type(get_args(tp), where)
         if origin in _SEQUENCES:
             args = get_args(tp)
             if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
-                raise ConfigError(f"{where}: only tuple[T, ...] maps to an Avro array, not {tp}")
+                raise ConfigError(
+                    f"{where}: only tuple[T, ...] maps to an Avro array, not {tp}; "
+                    "use list[T] or a nested model"
+                )
             return {"type": "array", "items": self.type_of(args[0], [], where)}
         if origin in _MAPPINGS:
             key, value = get_args(tp)
             if key is not str:
-                raise ConfigError(f"{where}: Avro maps need str keys, not {key}")
+                raise ConfigError(f"{where}: Avro maps need str keys, not {key}; use dict[str, T]")
             return {"type": "map", "values": self.type_of(value, [], where)}
         if origin is not None or not isinstance(tp, type):
-            raise ConfigError(f"{where}: no Avro type for {tp}")
+            raise ConfigError(f"{where}: no Avro type for {tp}; {_SUPPORTED}")
         return self.plain_type(tp, metadata, where)
 
     def plain_type(self, tp: type, metadata: list[Any], where: str) -> AvroSchema:
@@ -142,8 +148,13 @@ class _Builder:
                 return copy.deepcopy(avro)
         if issubclass(tp, Decimal):
             return _decimal_type(metadata, where)
-        raise ConfigError(f"{where}: no Avro type for {tp.__qualname__}")
+        raise ConfigError(f"{where}: no Avro type for {tp.__qualname__}; {_SUPPORTED}")
 
+
+_SUPPORTED: Final = (
+    "use str, int, float, bool, bytes, Decimal, date, datetime, UUID, an Enum, a Literal, "
+    "a nested model, list[T] or dict[str, T]"
+)
 
 _SCALARS: Final[tuple[tuple[type, AvroSchema], ...]] = (
     (bool, "boolean"),
@@ -176,7 +187,9 @@ def _literal_type(values: Iterable[Any], where: str) -> str:
         return "long"
     if kinds == {bool}:
         return "boolean"
-    raise ConfigError(f"{where}: literal or enum values must all be str, int or bool")
+    raise ConfigError(
+        f"{where}: literal or enum values must be all str, all int or all bool; use a str Enum"
+    )
 
 
 def _flatten_metadata(items: Iterable[Any]) -> list[Any]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-import contracts
+from streams.contract import resolve
 from streams.encode import AvroWireEncoder
 from streams.errors import ConfigError
 from streams.extract import Extractor
@@ -92,9 +92,9 @@ def build_pipeline(
     """Build pipeline ``name``; every config mistake surfaces here as a ConfigError."""
     cfg = settings.pipeline(name)
     try:
-        contract = contracts.get_contract(cfg.contract, cfg.contract_version)
-    except KeyError as exc:
-        raise ConfigError(f"pipeline {name}: {exc.args[0]}") from None
+        contract = resolve(cfg.contract, cfg.contract_version, search_path=cfg.contract_search_path)
+    except ConfigError as exc:
+        raise ConfigError(f"pipeline {name}: {exc}") from None
     if provider is None:
         provider = build_provider(
             settings.llm.provider,

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from contracts.base import ContractVersion
+from streams.contract import ContractVersion
 from streams.envelope import Document
 from streams.errors import ContractViolation, FieldError, OutputError, TruncatedOutput
 from streams.grounding import Grounding

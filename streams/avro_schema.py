@@ -8,8 +8,8 @@
     validated model ──to_avro_datum──► dict for fastavro; the caller adds "provenance"
                                        and may add "grounding" (grounding_datum)
 
-The value schema is a record named after the model, in namespace
-``contracts.<name>.v<N>``, with the contract's fields at top level, then a
+The value schema is a record named after the model, in the contract's namespace
+(``<name>.v<N>`` unless the contract sets one), with its fields at top level, then a
 ``provenance`` field (:data:`PROVENANCE_SCHEMA`) and last an optional
 ``grounding`` field (:data:`GROUNDING_SCHEMA`, default null). The envelope
 schemas describe the JSON envelopes of the invalid, over-budget and dead-letter
@@ -43,14 +43,13 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
 from pydantic import BaseModel
 
-from contracts import SAMPLES_DIR, ContractVersion, all_contracts
 from streams._avro_compat import compatibility_problems
 from streams._avro_envelopes import (
     ENVELOPE_KINDS,
@@ -59,6 +58,7 @@ from streams._avro_envelopes import (
     envelope_schema,
 )
 from streams._avro_mapping import AVRO_NAME, model_datum, model_schema
+from streams.contract import ContractVersion, discover
 from streams.errors import ConfigError
 from streams.grounding import Grounding
 
@@ -231,13 +231,13 @@ def avro_schema_for(contract: ContractVersion) -> dict[str, Any]:
 
     Raises :class:`ConfigError` if the model uses a type Avro cannot carry.
     """
-    for part in ("contracts", contract.name, f"v{contract.version}"):
+    for part in contract.avro_namespace.split("."):
         if not AVRO_NAME.match(part):
             raise ConfigError(
                 f"contract {contract.ref}: {part!r} is not a valid Avro namespace part; "
                 "use letters, digits and underscores"
             )
-    schema, _ = model_schema(contract.model, f"contracts.{contract.name}.v{contract.version}")
+    schema, _ = model_schema(contract.model, contract.avro_namespace)
     schema = copy.deepcopy(schema)
     for reserved in _RESERVED:
         if any(f["name"] == reserved for f in schema["fields"]):
@@ -303,14 +303,19 @@ def schema_path(root: Path, contract: ContractVersion) -> Path:
     return _avro_dir(root) / contract.name / f"v{contract.version}.avsc"
 
 
-def write_schema_files(root: Path) -> list[Path]:
-    """Write every contract's ``avro/<name>/v<N>.avsc`` and every envelope schema under ``root``.
+def write_schema_files(
+    root: Path, contracts: Sequence[ContractVersion] | None = None
+) -> list[Path]:
+    """Write each contract's ``avro/<name>/v<N>.avsc`` under ``root``.
 
-    Files already up to date are left untouched. Returns every schema path:
-    contracts in contract order, then the envelopes.
+    ``contracts`` defaults to every installed contract (the ``streams.contracts``
+    entry points), and then the envelope schemas are written as well. Files
+    already up to date are left untouched. Returns every schema path: contracts
+    in contract order, then the envelopes.
     """
     paths = []
-    for path, _, generate in _targets(_avro_dir(root), list(all_contracts())):
+    targets = _targets(_avro_dir(root), *_selection(contracts))
+    for path, _, generate in targets:
         text = _render(generate())
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -319,36 +324,38 @@ def write_schema_files(root: Path) -> list[Path]:
     return paths
 
 
-def check_schema_files(root: Path) -> list[str]:
+def check_schema_files(root: Path, contracts: Sequence[ContractVersion] | None = None) -> list[str]:
     """Problems with the checked-in schemas under ``root``, one line each; empty when fine.
 
     Reports contracts Avro cannot carry, missing files, files that differ from
     their model or envelope, files that match but are not in the generated
     formatting, files without a registered contract or envelope kind, and every
     declared compatibility (``compatible_with``) that fastavro cannot prove.
+    ``contracts`` defaults to every installed contract plus the envelopes; given,
+    only those contracts' folders are checked.
     """
     avro_dir = _avro_dir(root)
-    contracts = list(all_contracts())
+    selected, envelopes = _selection(contracts)
     problems: list[str] = []
     expected: set[Path] = set()
-    for path, label, generate in _targets(avro_dir, contracts):
+    for path, label, generate in _targets(avro_dir, selected, envelopes):
         expected.add(path)
         problem = _file_problem(path, _rel(avro_dir, path), label, generate)
         if problem:
             problems.append(problem)
     problems += compatibility_problems(
-        contracts,
+        selected,
         schema_for=avro_schema_for,
         datum_for=_check_datum,
-        samples_dir=SAMPLES_DIR,
         where=lambda c: _rel(avro_dir, schema_path(root, c)),
     )
+    names = {c.name for c in selected}
     for path in sorted(avro_dir.glob("*/*.avsc")):
-        if path not in expected:
+        if path not in expected and (envelopes or path.parent.name in names):
             rel = _rel(avro_dir, path)
             problems.append(f"{rel}: no registered contract {path.parent.name}.{path.stem}")
     for path in sorted(avro_dir.glob(f"{_ENVELOPES_DIR}/*/*.avsc")):
-        if path not in expected:
+        if envelopes and path not in expected:
             rel = _rel(avro_dir, path)
             problems.append(f"{rel}: no envelope kind {path.parent.name} {path.stem}")
     return problems
@@ -357,8 +364,17 @@ def check_schema_files(root: Path) -> list[str]:
 Generate = Callable[[], dict[str, Any]]
 
 
+def _selection(
+    contracts: Sequence[ContractVersion] | None,
+) -> tuple[list[ContractVersion], bool]:
+    """The contracts to write or check, and whether the envelopes go with them."""
+    if contracts is None:
+        return list(discover()), True
+    return sorted(contracts, key=lambda c: (c.name, c.version)), False
+
+
 def _targets(
-    avro_dir: Path, contracts: list[ContractVersion]
+    avro_dir: Path, contracts: list[ContractVersion], envelopes: bool
 ) -> Iterator[tuple[Path, str, Generate]]:
     """Each schema file to write or check: its path, what it is, and how to generate it."""
     for contract in contracts:
@@ -367,7 +383,7 @@ def _targets(
             contract.ref,
             partial(avro_schema_for, contract),
         )
-    for kind in ENVELOPE_KINDS:
+    for kind in ENVELOPE_KINDS if envelopes else ():
         yield (
             avro_dir / _ENVELOPES_DIR / kind / f"v{ENVELOPE_SCHEMA_VERSION}.avsc",
             f"envelope {kind}.v{ENVELOPE_SCHEMA_VERSION}",

@@ -14,7 +14,7 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 
 def _registrars() -> list[Register]:
-    from streams import commands, demo, inspect
+    from streams import authoring, commands, demo, inspect
     from streams.devstack import commands as dev
     from streams.localmodel import commands as local_model
     from streams.simulator import commands as sim
@@ -23,6 +23,7 @@ def _registrars() -> list[Register]:
         demo.register,
         commands.register,
         inspect.register,
+        authoring.register,
         dev.register,
         sim.register,
         local_model.register,

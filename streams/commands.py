@@ -134,10 +134,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "schemas",
         help="generate or check the Avro schemas under avro/",
         description="generate: write avro/<contract>/v<N>.avsc from the contracts. "
-        "check: fail if a checked-in schema differs from its model.",
+        "check: fail if a checked-in schema differs from its model, or a version is not "
+        "compatible with the one it declares. Without CONTRACT, every installed contract.",
     )
     schemas.add_argument("action", choices=["generate", "check"])
+    schemas.add_argument(
+        "contracts",
+        nargs="*",
+        metavar="CONTRACT",
+        help="module:OBJECT (a contract or a collection of them) or an entry-point name "
+        "(all its versions)",
+    )
     schemas.add_argument("--root", type=Path, default=Path("avro"), help="schema folder")
+    schemas.add_argument(
+        "--search-path",
+        type=Path,
+        action="append",
+        default=[],
+        help="a folder to import contracts from (repeatable)",
+    )
     schemas.set_defaults(func=_schemas)
 
 
@@ -333,14 +348,23 @@ def _produce(args: argparse.Namespace) -> int:
 
 def _schemas(args: argparse.Namespace) -> int:
     from streams.avro_schema import check_schema_files, write_schema_files
+    from streams.contract import ENTRY_POINT_GROUP, discover, select
 
+    chosen = select(args.contracts, search_path=args.search_path) if args.contracts else None
     if args.action == "generate":
-        for path in write_schema_files(args.root):
+        for path in write_schema_files(args.root, chosen):
             print(f"wrote {path}")
         return 0
-    problems = check_schema_files(args.root)
+    problems = check_schema_files(args.root, chosen)
     for problem in problems:
         print(f"schema check: {problem}", file=sys.stderr)
+    if problems and chosen is None and not len(discover()):
+        print(
+            "schema check: no contract is registered in entry-point group "
+            f"{ENTRY_POINT_GROUP!r}; an editable install records entry points when it is "
+            "installed, so reinstall it (pip install -e .) or name the contracts",
+            file=sys.stderr,
+        )
     if problems:
         return 1
     print("schemas match their contracts")

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from contracts import SAMPLES_DIR
+from streams.contract import discover
 from streams.envelope import RawRecord
+from streams.errors import ConfigError
 from streams.pipeline import Outcome
 from streams.textnorm import text_sha256
 
@@ -81,13 +82,22 @@ def _cmd(args: argparse.Namespace) -> int:
     )
 
 
+def _invoice_samples() -> Path:
+    """The demo's documents: the samples of the invoice contract its pipeline runs."""
+    samples = discover().get("invoice", 1).samples
+    if samples is None:
+        raise ConfigError("contract invoice.v1 declares no samples folder for the demo")
+    return samples
+
+
 def demo_inputs(local: bool = False) -> tuple[list[DemoInput], dict[str, list[str]]]:
     """The demo's records, and the simulator script (document sha256 -> behaviours).
 
     With the local model every document costs seconds of CPU, so it gets four
     samples and no scripted faults (a real model makes its own mistakes).
     """
-    samples = sorted((SAMPLES_DIR / "invoice").glob("*.txt"))[: 4 if local else None]
+    folder = _invoice_samples()
+    samples = sorted(folder.glob("*.txt"))[: 4 if local else None]
     inputs: list[DemoInput] = []
     script: dict[str, list[str]] = {}
     faults: dict[int, list[str]] = (
@@ -106,7 +116,7 @@ def demo_inputs(local: bool = False) -> tuple[list[DemoInput], dict[str, list[st
             inputs.append(DemoInput(path.stem, value.encode(), note + " (JSON envelope)"))
         else:
             inputs.append(DemoInput(path.stem, text.encode(), note))
-    bad = SAMPLES_DIR / "invoice" / "_bad" / "bad-total.txt"
+    bad = folder / "_bad" / "bad-total.txt"
     if bad.exists() and not local:
         inputs.append(
             DemoInput("bad-total", bad.read_bytes(), "model keeps getting the total wrong")
@@ -148,9 +158,7 @@ async def run_demo(cache_dir: Path, *, timeout: float = 180.0, local: bool = Fal
             model, label = server.model_name, f"local llama.cpp server ({server.model_name})"
         else:
             sim = SimulatorThread(
-                SimulatorConfig(
-                    fixture_dirs=[SAMPLES_DIR / "invoice"], script=script, latency_ms=50
-                )
+                SimulatorConfig(fixture_dirs=[_invoice_samples()], script=script, latency_ms=50)
             )
             stack.callback(sim.stop)
             base_url = f"{sim.start()}/v1"

@@ -21,8 +21,8 @@ import httpx
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from contracts.base import ContractVersion
 from streams.avro_schema import GROUNDING_SCHEMA, avro_schema_for, to_avro_datum
+from streams.contract import ContractVersion
 from streams.errors import ConfigError, EncodingError
 
 __all__ = ["ENVELOPE_VERSION", "AvroWireEncoder", "decode_wire", "envelope_bytes"]

@@ -32,11 +32,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from contracts.base import ContractVersion
 from streams.attempts import Attempt, Extraction, build_messages, reask
 from streams.budget import BudgetGate, estimate_tokens
 from streams.cache_entry import decode_entry, encode_entry
 from streams.cache_key import CacheKeyParts, cache_key
+from streams.contract import ContractVersion
 from streams.envelope import Document
 from streams.errors import (
     AttemptsExhausted,

@@ -25,25 +25,37 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-import contracts
-from contracts import SAMPLES_DIR, ContractVersion
+from streams.contract import ContractRegistry, ContractVersion, discover
 from streams.grounding import ground
 
 __all__ = ["main", "measure"]
 
 
-def measure(samples_root: Path) -> dict[str, Any]:
+def measure(
+    samples_root: Path | None = None, registry: ContractRegistry | None = None
+) -> dict[str, Any]:
     """Ground every sample under ``samples_root/<contract>/`` and count the misses.
 
+    Without ``samples_root``, each registered contract's own ``samples`` folder.
     Folders starting with ``_`` (deliberately broken samples) are skipped, at
     both levels. Each answer is validated by the highest registered version of
     the folder's contract that accepts it.
     """
     versions: dict[str, list[ContractVersion]] = {}
-    for contract in contracts.all_contracts():
+    for contract in registry if registry is not None else discover():
         versions.setdefault(contract.name, []).append(contract)
-    report: dict[str, Any] = {"samples_root": str(samples_root), "contracts": {}, "unknown": []}
-    for folder in sorted(p for p in samples_root.iterdir() if p.is_dir()):
+    if samples_root is None:
+        folders = sorted(
+            {c.samples for cs in versions.values() for c in cs if c.samples is not None}
+        )
+    else:
+        folders = sorted(p for p in samples_root.iterdir() if p.is_dir())
+    report: dict[str, Any] = {
+        "samples_root": str(samples_root) if samples_root else None,
+        "contracts": {},
+        "unknown": [],
+    }
+    for folder in folders:
         if folder.name.startswith("_"):
             continue
         if folder.name not in versions:
@@ -143,7 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m streams.grounding_report", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--samples", type=Path, default=SAMPLES_DIR, help="samples root folder")
+    parser.add_argument(
+        "--samples", type=Path, help="samples root folder (default: each contract's samples)"
+    )
     parser.add_argument("--json", type=Path, help="also write the full report here")
     args = parser.parse_args(argv)
     report = measure(args.samples)

@@ -36,8 +36,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from contracts.base import ContractVersion
 from streams.avro_schema import grounding_datum as grounding_to_datum
+from streams.contract import ContractVersion
 from streams.encode import AvroWireEncoder, envelope_bytes, raw_b64
 from streams.envelope import Document, RawRecord, decode
 from streams.errors import (

@@ -386,9 +386,12 @@ class PipelineSettings(_Group):
     input_topic: str
     """Raw topic to consume."""
     contract: str
-    """Contract name, e.g. ``invoice``."""
-    contract_version: int = Field(ge=1)
-    """Contract major version."""
+    """Contract name found through the ``streams.contracts`` entry points, e.g. ``invoice``;
+    or an import path ``module:OBJECT``, whose version is the object's."""
+    contract_version: int | None = Field(default=None, ge=1)
+    """Contract major version; required with a name, optional with an import path."""
+    contract_search_path: list[Path] = Field(default_factory=list)
+    """Folders put on the import path and searched for installed contract packages."""
     prompt_version: str | None = None
     """Pin the prompt hash; start-up fails if the contract's prompt has changed."""
 

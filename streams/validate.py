@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from contracts.base import ContractVersion
+from streams.contract import ContractVersion
 from streams.errors import ContractViolation, FieldError
 
 __all__ = ["field_errors", "validate"]

@@ -14,12 +14,16 @@ from typing import Any
 
 import pytest
 
-from contracts import SAMPLES_DIR
-from streams.devstack.kafka import LocalKafka
-from streams.devstack.registry import LocalRegistry
-from streams.devstack.secure import SecureKafka
-from streams.settings import default_cache_dir
-from streams.simulator import SimulatorConfig, SimulatorThread
+from tests._entry_points import ensure_checkout_entry_points
+
+ensure_checkout_entry_points(Path(__file__).resolve().parent.parent)
+
+from contracts import SAMPLES_DIR  # noqa: E402
+from streams.devstack.kafka import LocalKafka  # noqa: E402
+from streams.devstack.registry import LocalRegistry  # noqa: E402
+from streams.devstack.secure import SecureKafka  # noqa: E402
+from streams.settings import default_cache_dir  # noqa: E402
+from streams.simulator import SimulatorConfig, SimulatorThread  # noqa: E402
 
 
 def _progress(message: str) -> None:

@@ -25,9 +25,7 @@ from contracts import (
     Example,
     Prompt,
     all_contracts,
-    base,
     get_contract,
-    register,
 )
 from contracts.invoice import Invoice
 from contracts.invoice_v2 import Invoice as InvoiceV2
@@ -91,8 +89,7 @@ def _roundtrip(schema: dict[str, Any], datum: dict[str, Any]) -> dict[str, Any]:
 
 
 def _contract(model: type[BaseModel], name: str = "probe") -> ContractVersion:
-    # Deliberately not registered: the registry is global and the repo's avro/ check
-    # must only see real contracts.
+    # Not an entry point: the repo's avro/ check must only see real contracts.
     return ContractVersion(name=name, version=1, model=model, prompt=Prompt("probe"))
 
 
@@ -318,8 +315,8 @@ def test_type_mapping() -> None:
     assert types["attrs"] == {"type": "map", "values": "long"}
     assert types["start"]["type"] == "record"
     assert types["start"]["doc"] == "A point."
-    assert types["path"] == {"type": "array", "items": "contracts.probe.v1.Point"}
-    assert types["end"] == ["null", "contracts.probe.v1.Point"]
+    assert types["path"] == {"type": "array", "items": "probe.v1.Point"}
+    assert types["end"] == ["null", "probe.v1.Point"]
 
 
 def test_defaults_follow_the_model() -> None:
@@ -387,10 +384,18 @@ def test_unmappable_models_are_config_errors(model: type[BaseModel], message: st
         avro_schema_for(_contract(model))
 
 
-def test_invalid_contract_name_is_a_config_error() -> None:
-    """A contract name that is no valid Avro namespace part is rejected."""
-    with pytest.raises(ConfigError, match="namespace"):
-        avro_schema_for(_contract(Point, name="sales-lead"))
+def test_invalid_contract_name_is_rejected_when_declared() -> None:
+    """A contract name that is no valid Avro name fails where the contract is declared."""
+    with pytest.raises(ValueError, match="letters, digits and underscores"):
+        _contract(Point, name="sales-lead")
+
+
+def test_namespace_defaults_from_the_name_and_can_be_set() -> None:
+    """A user's contract gets namespace <name>.v<N>; ``namespace=`` overrides it."""
+    assert avro_schema_for(_contract(Point))["namespace"] == "probe.v1"
+    custom = dataclasses.replace(_contract(Point), namespace="com.acme.probe.v1")
+    assert avro_schema_for(custom)["namespace"] == "com.acme.probe.v1"
+    assert avro_schema_for(get_contract("invoice", 1))["namespace"] == "contracts.invoice.v1"
 
 
 # -- the checked-in files -----------------------------------------------------------------
@@ -460,14 +465,9 @@ def test_check_reports_broken_json_and_stray_files(tmp_path: Path) -> None:
     assert problems[1] == "avro/invoice/v9.avsc: no registered contract invoice.v9"
 
 
-def test_check_reports_a_contract_avro_cannot_carry(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_check_reports_a_contract_avro_cannot_carry(tmp_path: Path) -> None:
     """A contract whose model has no Avro mapping is a reported problem, not a crash."""
-    monkeypatch.setattr(
-        "streams.avro_schema.all_contracts", lambda: iter([_contract(LooseDecimal)])
-    )
-    (problem,) = [p for p in check_schema_files(tmp_path) if p.startswith("avro/probe/")]
+    (problem,) = check_schema_files(tmp_path, [_contract(LooseDecimal)])
     assert problem.startswith("avro/probe/v1.avsc: cannot generate a schema for probe.v1: ")
     assert "max_digits" in problem
 
@@ -578,15 +578,12 @@ def test_breaking_v3_is_not_checked_against_older_versions() -> None:
     assert check_schema_files(REPO_ROOT) == []
 
 
-def test_v3_declared_compatible_with_v2_would_be_flagged(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_v3_declared_compatible_with_v2_would_be_flagged(tmp_path: Path) -> None:
     """The same v3, declared FULL compatible with v2, fails both directions of the check."""
-    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
     lying = dataclasses.replace(get_contract("invoice", 3), compatible_with=2, compatibility="FULL")
-    base._REGISTRY[("invoice", 3)] = lying
-    write_schema_files(tmp_path)
-    problems = check_schema_files(tmp_path)
+    versions = [get_contract("invoice", 1), get_contract("invoice", 2), lying]
+    write_schema_files(tmp_path, versions)
+    problems = check_schema_files(tmp_path, versions)
     assert [p.split(": a ")[0] for p in problems] == [
         "avro/invoice/v3.avsc: invoice.v3 is not BACKWARD compatible with invoice.v2",
         "avro/invoice/v3.avsc: invoice.v3 is not FORWARD compatible with invoice.v2",
@@ -610,13 +607,6 @@ def _probe_model(**fields: Any) -> type[BaseModel]:
 _NAME = (str, Field(description="a name"))
 
 
-def _register_probes(monkeypatch: pytest.MonkeyPatch, *versions: ContractVersion) -> None:
-    """Register probe versions in a copy of the registry that the test then throws away."""
-    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
-    for version in versions:
-        register(version)
-
-
 def _probe(version: int, model: type[BaseModel], *records: dict[str, Any], **kw: Any) -> Any:
     examples = tuple(Example(document="probe", record=r) for r in records)
     return ContractVersion(
@@ -624,29 +614,26 @@ def _probe(version: int, model: type[BaseModel], *records: dict[str, Any], **kw:
     )
 
 
-def _probe_problems(tmp_path: Path) -> list[str]:
-    write_schema_files(tmp_path)
-    return [p for p in check_schema_files(tmp_path) if p.startswith("avro/probe/")]
+def _probe_problems(tmp_path: Path, *versions: ContractVersion) -> list[str]:
+    write_schema_files(tmp_path, versions)
+    return check_schema_files(tmp_path, versions)
 
 
-def test_required_field_without_default_under_backward_is_flagged(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_required_field_without_default_under_backward_is_flagged(tmp_path: Path) -> None:
     """A v2 adding a required field without a default fails BACKWARD, with fastavro's reason."""
     v1 = _probe(1, _probe_model(name=_NAME), {"name": "a"})
     amount = (int, Field(description="required, no default"))
     v2 = _probe(
         2, _probe_model(name=_NAME, amount=amount), {"name": "b", "amount": 1}, compatible_with=1
     )
-    _register_probes(monkeypatch, v1, v2)
-    assert _probe_problems(tmp_path) == [
+    assert _probe_problems(tmp_path, v1, v2) == [
         "avro/probe/v2.avsc: probe.v2 is not BACKWARD compatible with probe.v1: a v2 reader "
         "cannot read v1 data (prompt example 1 of probe.v1): SchemaResolutionError: "
-        "No default value for field amount in contracts.probe.v2.Probe"
+        "No default value for field amount in probe.v2.Probe"
     ]
 
 
-def test_field_with_a_default_passes_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_field_with_a_default_passes_full(tmp_path: Path) -> None:
     """A v2 adding an optional field is proven FULL compatible, both directions."""
     note = (str | None, Field(default=None, description="optional"))
     v1 = _probe(1, _probe_model(name=_NAME), {"name": "a"})
@@ -657,39 +644,29 @@ def test_field_with_a_default_passes_full(tmp_path: Path, monkeypatch: pytest.Mo
         compatible_with=1,
         compatibility="FULL",
     )
-    _register_probes(monkeypatch, v1, v2)
-    assert _probe_problems(tmp_path) == []
+    assert _probe_problems(tmp_path, v1, v2) == []
 
 
-def test_a_version_without_data_gets_projected_datums(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_version_without_data_gets_projected_datums(tmp_path: Path) -> None:
     """A version no record validates as is proven with other versions' records projected."""
     nickname = (str | None, Field(default=None, description="dropped in v2"))
     v1 = _probe(1, _probe_model(name=_NAME, nickname=nickname), {"name": "a", "nickname": "b"})
     v2 = _probe(2, _probe_model(name=_NAME), compatible_with=1, compatibility="FULL")
-    _register_probes(monkeypatch, v1, v2)
-    assert _probe_problems(tmp_path) == []
+    assert _probe_problems(tmp_path, v1, v2) == []
 
 
-def test_a_version_with_no_data_at_all_is_reported(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_version_with_no_data_at_all_is_reported(tmp_path: Path) -> None:
     """With no sample or example for the writer, the check says there is nothing to prove with."""
     v1 = _probe(1, _probe_model(name=_NAME))
     v2 = _probe(2, _probe_model(name=_NAME), compatible_with=1)
-    _register_probes(monkeypatch, v1, v2)
-    (problem,) = _probe_problems(tmp_path)
+    (problem,) = _probe_problems(tmp_path, v1, v2)
     assert problem.startswith("avro/probe/v2.avsc: probe.v2 is not BACKWARD compatible with")
     assert "no sample or prompt example validates as probe.v1" in problem
 
 
-def test_compatible_with_an_unregistered_version_is_reported(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_compatible_with_an_unregistered_version_is_reported(tmp_path: Path) -> None:
     """compatible_with naming a version that does not exist is a problem, not a crash."""
-    _register_probes(monkeypatch, _probe(3, _probe_model(name=_NAME), compatible_with=2))
-    assert _probe_problems(tmp_path) == [
+    assert _probe_problems(tmp_path, _probe(3, _probe_model(name=_NAME), compatible_with=2)) == [
         "avro/probe/v3.avsc: probe.v3 declares compatible_with=2, but probe.v2 is not registered"
     ]
 

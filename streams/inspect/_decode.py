@@ -87,21 +87,33 @@ class Schemas:
                     schema = json.loads(path.read_text(encoding="utf-8"))
                     break
             else:
-                import contracts
                 from streams.avro_schema import avro_schema_for
+                from streams.contract import discover
+                from streams.errors import ConfigError
 
                 try:
-                    schema = avro_schema_for(contracts.get_contract(name, version))
-                except KeyError as exc:
-                    raise ValueError(str(exc.args[0])) from None
+                    schema = avro_schema_for(discover(self._search_path()).get(name, version))
+                except ConfigError as exc:
+                    raise ValueError(str(exc)) from None
             self._by_ref[ref] = fastavro.parse_schema(schema)
         return self._by_ref[ref]
 
     def _ref_for(self, topic: str) -> str:
+        from streams.contract import resolve
+        from streams.errors import ConfigError
+
         for p in self.settings.pipelines:
             if p.topic("valid") == topic:
-                return f"{p.contract}.v{p.contract_version}"
+                try:
+                    return resolve(
+                        p.contract, p.contract_version, search_path=p.contract_search_path
+                    ).ref
+                except ConfigError:
+                    return ""
         return ""
+
+    def _search_path(self) -> list[Path]:
+        return [d for p in self.settings.pipelines for d in p.contract_search_path]
 
 
 def _plain(value: Any) -> Any:
