@@ -134,6 +134,7 @@ class Worker:
             on_fallback=self._count_fallback,
         )
         pipeline.extractor.on_cache_lookup = self.report.cache_lookup
+        pipeline.extractor.on_cache_rejected = self.report.cache_rejected
         self._tracker = OffsetTracker()
         self._chains = KeyedChains()
         self._slots = asyncio.Semaphore(settings.worker.max_in_flight)
