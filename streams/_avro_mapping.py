@@ -37,10 +37,63 @@ AvroSchema = Any  # a type name (str), a union (list) or a complex type (dict)
 
 def model_datum(record: BaseModel, namespace: str = "") -> dict[str, Any]:
     """The dict fastavro writes for ``record`` under its :func:`model_schema`."""
-    schema, names = model_schema(type(record), namespace)
-    datum = _datum(record, schema, names)
+    datum = _converter(type(record), namespace)(record)
     assert isinstance(datum, dict)
     return datum
+
+
+@cache
+def _converter(model: type[BaseModel], namespace: str) -> Callable[[Any], Any]:
+    """:func:`_datum` for ``model``'s schema, compiled once into closures (it runs per
+    record; walking the schema dicts each time was most of its cost)."""
+    schema, names = model_schema(model, namespace)
+    return _Compiler(names).compile(schema)
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _primitive(value: Any) -> Any:
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+class _Compiler:
+    """Builds the converter of each schema node; named types once, recursion allowed."""
+
+    def __init__(self, names: Mapping[str, dict[str, Any]]) -> None:
+        self.names = names
+        self.named: dict[str, Callable[[Any], Any]] = {}
+
+    def compile(self, schema: AvroSchema) -> Callable[[Any], Any]:
+        if isinstance(schema, str):
+            if schema in _PRIMITIVES:
+                return _primitive
+            return self._named(schema)
+        if isinstance(schema, list):
+            inner = self.compile(schema[1])
+            return lambda v: None if v is None else inner(v)
+        kind = schema["type"]
+        if kind == "record":
+            fields = tuple((f["name"], self.compile(f["type"])) for f in schema["fields"])
+            return lambda v: {name: convert(getattr(v, name)) for name, convert in fields}
+        if kind == "array":
+            item = self.compile(schema["items"])
+            return lambda v: [item(x) for x in v]
+        if kind == "map":
+            value = self.compile(schema["values"])
+            return lambda v: {k: value(x) for k, x in v.items()}
+        if schema.get("logicalType") == "decimal":
+            scale = schema["scale"]
+            return lambda v: _quantize(v, scale)
+        return _identity
+
+    def _named(self, name: str) -> Callable[[Any], Any]:
+        if name not in self.named:
+            # A placeholder first, so a type that refers to itself compiles.
+            self.named[name] = lambda v: self.named[name](v)
+            self.named[name] = self.compile(self.names[name])
+        return self.named[name]
 
 
 # -- schema generation ------------------------------------------------------------------
@@ -243,28 +296,6 @@ _DEFAULT_CHECKS: Final[Mapping[str, Callable[[Any], bool]]] = {
 
 
 # -- datum conversion -------------------------------------------------------------------
-
-
-def _datum(value: Any, schema: AvroSchema, names: Mapping[str, dict[str, Any]]) -> Any:
-    """Convert ``value`` guided by its Avro ``schema``, so data and schema never disagree."""
-    if isinstance(schema, str):
-        if schema not in _PRIMITIVES:
-            return _datum(value, names[schema], names)
-        return value.value if isinstance(value, enum.Enum) else value
-    if isinstance(schema, list):
-        return None if value is None else _datum(value, schema[1], names)
-    kind = schema["type"]
-    if kind == "record":
-        return {
-            f["name"]: _datum(getattr(value, f["name"]), f["type"], names) for f in schema["fields"]
-        }
-    if kind == "array":
-        return [_datum(v, schema["items"], names) for v in value]
-    if kind == "map":
-        return {k: _datum(v, schema["values"], names) for k, v in value.items()}
-    if schema.get("logicalType") == "decimal":
-        return _quantize(value, schema["scale"])
-    return value
 
 
 def _quantize(value: Decimal, scale: int) -> Decimal:

@@ -105,7 +105,9 @@ def build_pipeline(
             max_connections=settings.llm.max_connections,
         )
     budgets = settings.budgets
-    cache = KafkaTable(settings.kafka, cfg.topic("cache"))
+    cache = KafkaTable(
+        settings.kafka, cfg.topic("cache"), max_entries=settings.worker.cache_max_entries
+    )
     spend = None
     if budgets.spend_cap_usd is not None or budgets.tenant_spend_cap_usd is not None:
         spend = SpendLedger(
@@ -143,6 +145,9 @@ def build_pipeline(
         spend=spend,
         temperature=settings.llm.temperature,
         guard=guard,
+        cache_signing_key=None
+        if worker.cache_signing_key is None
+        else worker.cache_signing_key.get_secret_value().encode(),
     )
     client = registry or registry_client(settings)
     encoder = AvroWireEncoder(

@@ -102,6 +102,7 @@ class Extractor:
         rng: random.Random | None = None,
         guard: ProviderGuard | None = None,
         clock: Callable[[], float] = time.monotonic,
+        cache_signing_key: bytes | None = None,
     ) -> None:
         self.contract = contract
         self.provider = provider
@@ -116,6 +117,9 @@ class Extractor:
         self.spend = spend
         #: Called with True/False on every cache lookup (hit/miss); the worker counts them.
         self.on_cache_lookup: Callable[[bool], None] | None = None
+        #: Called with the reason when an entry is found but not used (a miss).
+        self.on_cache_rejected: Callable[[str], None] | None = None
+        self._cache_signing_key = cache_signing_key
         self.temperature = temperature
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -165,7 +169,14 @@ class Extractor:
             if self.on_cache_lookup is not None:
                 self.on_cache_lookup(hit is not None)
             if hit is not None:
-                cached = decode_entry(hit, self.contract.model, document.text)
+                cached = decode_entry(
+                    hit,
+                    self.contract.model,
+                    document.text,
+                    key=self._cache_signing_key,
+                    required=self.contract.grounding_required,
+                    rejected=self.on_cache_rejected,
+                )
                 if cached is not None:
                     return cached
         messages = build_messages(self.contract, document)
@@ -325,7 +336,7 @@ class Extractor:
         if self.cache is None:
             return
         try:
-            await self.cache.put(key, encode_entry(extraction, text))
+            await self.cache.put(key, encode_entry(extraction, text, self._cache_signing_key))
         except StateStoreError as exc:
             log.warning("result cache write failed; continuing without it: %s", exc)
 

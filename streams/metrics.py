@@ -17,6 +17,8 @@ tokens_total             counter    pipeline, direction (input|output)          
 cost_usd_total           counter    pipeline                                       sum
 cache_hits_total         counter    pipeline                                       sum
 cache_lookups_total      counter    pipeline                                       sum
+cache_rejected_total     counter    pipeline, reason (unsigned|forged|unusable|    sum
+                                    grounding_policy)
 record_seconds           histogram  pipeline, outcome                              sum
 model_request_seconds    histogram  pipeline, provider, model                      sum
 record_cost_usd          histogram  pipeline                                       sum
@@ -130,6 +132,13 @@ class Metrics:
         )
         self.cache_lookups = Counter(
             "streams_cache_lookups", "Result-cache lookups.", p, registry=r
+        )
+        self.cache_rejected = Counter(
+            "streams_cache_rejected",
+            "Result-cache entries found but not used (a miss): unsigned or forged with a "
+            "signing key set, unreadable, or failing the contract's grounding policy.",
+            [*p, "reason"],
+            registry=r,
         )
         self.record_seconds = Histogram(
             "streams_record_seconds",

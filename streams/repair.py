@@ -41,6 +41,25 @@ _DATE_FORMATS = (
 )
 
 
+#: Per schema (by identity, the schema kept alive with it): each node's resolved kinds
+#: and types, so a record's walk does not resolve ``$ref``/``anyOf`` again. A handful of
+#: schemas at most (one per contract version in use); the oldest is dropped past that.
+_PLANS: dict[int, tuple[Mapping[str, Any], dict[int, Any]]] = {}
+_MAX_PLANS = 16
+#: The node of a value the schema says nothing about: one object, so the plan keeps one
+#: entry for it (a fresh ``{}`` per unknown key would add one per record).
+_NO_SCHEMA: Mapping[str, Any] = {}
+
+
+def _plan_for(root: Mapping[str, Any]) -> dict[int, Any]:
+    entry = _PLANS.get(id(root))
+    if entry is None or entry[0] is not root:
+        if len(_PLANS) >= _MAX_PLANS:
+            del _PLANS[next(iter(_PLANS))]
+        entry = _PLANS[id(root)] = (root, {})
+    return entry[1]
+
+
 @dataclass(frozen=True)
 class Repaired:
     """The parsed answer after repair, and the names of the repairs applied."""
@@ -112,6 +131,7 @@ class _Walker:
     def __init__(self, root: Mapping[str, Any]) -> None:
         self.root = root
         self.repairs: list[str] = []
+        self._plan = _plan_for(root)
 
     def _resolve(self, node: Mapping[str, Any]) -> Mapping[str, Any]:
         seen = 0
@@ -132,8 +152,11 @@ class _Walker:
         return [node]
 
     def walk(self, value: Any, node: Mapping[str, Any], path: str) -> Any:
-        kinds = self._kinds(node)
-        types = {k.get("type") for k in kinds}
+        planned = self._plan.get(id(node))
+        if planned is None:
+            kinds = self._kinds(node)
+            planned = self._plan[id(node)] = (node, kinds, {k.get("type") for k in kinds})
+        _, kinds, types = planned
         if isinstance(value, dict):
             obj_schema = next((k for k in kinds if k.get("type") == "object"), None)
             if obj_schema is None:
@@ -142,7 +165,7 @@ class _Walker:
             out: dict[str, Any] = {}
             for key, v in value.items():
                 sub_path = f"{path}.{key}" if path else key
-                prop = props.get(key, {})
+                prop = props.get(key, _NO_SCHEMA)
                 if v is None and prop.get("default", None) is not None:
                     # Strict mode makes every field required-but-nullable; a null for a
                     # field that has a default means "use the default".
@@ -152,7 +175,7 @@ class _Walker:
             return out
         if isinstance(value, list):
             arr_schema = next((k for k in kinds if k.get("type") == "array"), None)
-            items = arr_schema.get("items", {}) if arr_schema else {}
+            items = arr_schema.get("items", _NO_SCHEMA) if arr_schema else _NO_SCHEMA
             return [self.walk(v, items, f"{path}[{i}]") for i, v in enumerate(value)]
         if isinstance(value, str):
             return self._string(value, kinds, types, path)

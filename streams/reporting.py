@@ -45,6 +45,9 @@ class WorkerReport:
         if hit:
             self._child(self.metrics.cache_hits, self.pipe).inc()
 
+    def cache_rejected(self, reason: str) -> None:
+        self._child(self.metrics.cache_rejected, self.pipe, reason).inc()
+
     def observed(self, outcome: Outcome) -> None:
         """Per-record model metrics, from the outcome's attempt log."""
         m, pipe, provider, model, c = (

@@ -369,6 +369,13 @@ class WorkerSettings(_Group):
     """``streams redrive`` refuses a record that has been redriven this many times already."""
     cache: bool = True
     """Use the Kafka-backed result cache (topic ``<pipeline>.cache``)."""
+    cache_signing_key: SecretStr | None = None
+    """HMAC-SHA256 key of the result cache (``STREAMS_WORKER__CACHE_SIGNING_KEY``), shared by
+    the group's workers. Set, every entry is signed and an unsigned or forged entry is a
+    miss; unset, entries are trusted as the cache topic's ACLs allow."""
+    cache_max_entries: int = Field(100_000, ge=1)
+    """Entries the result cache holds in memory per worker; past it the oldest written is
+    dropped (a miss later), and loading the topic at start-up never holds more."""
 
     @model_validator(mode="after")
     def _exactly_once_needs_identity(self) -> WorkerSettings:

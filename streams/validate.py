@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from streams.contract import ContractVersion
@@ -21,7 +22,11 @@ def validate(contract: ContractVersion, value: Any, *, raw_output: str) -> BaseM
     Raises :class:`ContractViolation` carrying one :class:`FieldError` per problem.
     """
     try:
-        return contract.model.model_validate_json(json.dumps(value), strict=True)
+        body = orjson.dumps(value)
+    except TypeError:  # an int past 64 bits: orjson refuses it, json does not
+        body = json.dumps(value).encode()
+    try:
+        return contract.model.model_validate_json(body, strict=True)
     except ValidationError as exc:
         errors = field_errors(exc)
         summary = "; ".join(f"{e.path}: {e.message}" for e in errors[:5])

@@ -50,6 +50,9 @@ from streams.state.admin import TopicSpec, ensure_topics, max_message_bytes, par
 
 __all__ = ["Worker", "WorkerStats"]
 
+#: The producer's batch per partition: many records per produce request.
+_MAX_BATCH_BYTES = 256 * 1024
+
 log = logging.getLogger("streams.worker")
 
 OutcomeHook = Callable[[RawRecord, Outcome], None]
@@ -131,6 +134,7 @@ class Worker:
             on_fallback=self._count_fallback,
         )
         pipeline.extractor.on_cache_lookup = self.report.cache_lookup
+        pipeline.extractor.on_cache_rejected = self.report.cache_rejected
         self._tracker = OffsetTracker()
         self._chains = KeyedChains()
         self._slots = asyncio.Semaphore(settings.worker.max_in_flight)
@@ -167,6 +171,9 @@ class Worker:
             acks="all",
             linger_ms=5,
             max_request_size=kafka.max_request_size,
+            # aiokafka's default batch (16 KiB) holds a handful of valid records; once it
+            # is full every further send waits for a drain on a timer of its own.
+            max_batch_size=min(_MAX_BATCH_BYTES, kafka.max_request_size),
             **producer_opts,
         )
         self._consumer = clients.aio_consumer(

@@ -35,11 +35,14 @@ class KafkaTable(TopicBacked):
         *,
         partitions: int = 6,
         progress: Callable[[str], None] | None = None,
+        max_entries: int | None = None,
     ) -> None:
         super().__init__(kafka, topic)
         self.partitions = partitions
         self._data: dict[str, bytes] = {}
         self._progress = progress
+        #: At most this many keys in memory: the most recently written (None: no bound).
+        self.max_entries = max_entries
 
     def __len__(self) -> int:
         return len(self._data)
@@ -54,7 +57,15 @@ class KafkaTable(TopicBacked):
             await self._producer.send_and_wait(self.topic, value, key=key.encode())
         except KafkaError as exc:
             raise StateStoreError(f"write to {self.topic} failed: {exc}") from exc
-        self._data[key] = value
+        self._set(key, value)
+
+    def _set(self, key: str, value: bytes) -> None:
+        """Keep ``key`` as the newest entry; drop the oldest past :attr:`max_entries`."""
+        data = self._data
+        data.pop(key, None)
+        data[key] = value
+        if self.max_entries is not None and len(data) > self.max_entries:
+            del data[next(iter(data))]
 
     async def start(self) -> None:
         """Create the topic if needed, load it to the end, then follow it."""
@@ -91,6 +102,6 @@ class KafkaTable(TopicBacked):
                 if value is None:
                     self._data.pop(k, None)
                 else:
-                    self._data[k] = value
+                    self._set(k, value)
                 n += 1
         return n

@@ -35,6 +35,7 @@ async def test_api_key_canary_appears_nowhere(
 ) -> None:
     """The key reaches the provider, and no log line, record, header, metric or repr holds it."""
     canary = f"sk-canary-{uuid.uuid4().hex}"
+    cache_canary = f"cache-key-canary-{uuid.uuid4().hex}"  # the result cache's HMAC key
     batch = mixed_batch(invoice_samples)
     name = new_name("secret")
     config = SimulatorConfig(fixture_dirs=[invoice_samples], script=batch.rules, api_key=canary)
@@ -44,7 +45,13 @@ async def test_api_key_canary_appears_nowhere(
         refused = httpx.post(f"{sim_url}/v1/chat/completions", json={"model": "m", "messages": []})
         assert refused.status_code == 401
         httpx.delete(f"{sim_url}/_sim/requests").raise_for_status()
-        settings = settings_for(kafka, sim_url, name, llm={"api_key": canary})
+        settings = settings_for(
+            kafka,
+            sim_url,
+            name,
+            llm={"api_key": canary},
+            worker={"cache_signing_key": cache_canary},
+        )
         metrics = Metrics()
         produce(kafka.bootstrap, f"{name}.raw", batch.records)
         caplog.set_level(logging.DEBUG)
@@ -84,6 +91,16 @@ async def test_api_key_canary_appears_nowhere(
     assert canary not in str(settings)
     assert canary not in settings.model_dump_json()
     assert canary not in repr(settings.llm)
+
+    # The cache signing key signed the entries and appears in none of the same places.
+    assert [m for m in outputs if m.topic.endswith(".cache")]
+    assert all(m.value.startswith(b"hmac-sha256:") for m in outputs if m.topic.endswith(".cache"))
+    for msg in outputs:
+        assert cache_canary.encode() not in (msg.value or b"") + b"".join(msg.headers.values())
+    assert not [line for line in lines if cache_canary in line]
+    assert cache_canary not in captured.out + captured.err
+    assert cache_canary.encode() not in generate_latest(metrics.registry)
+    assert cache_canary not in repr(settings) + settings.model_dump_json()
 
     # INFO and above never carry a whole document.
     documents = [t for t in batch.texts.values() if len(t) > 80]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -102,3 +103,17 @@ def test_float_noise_is_rounded_but_real_precision_kept() -> None:
     out = repair('{"total": 12.340000000000002, "items": [{"amount": 12.345}]}', SCHEMA)
     assert out.value == {"total": 12.34, "items": [{"amount": 12.345}]}
     assert out.repairs == ("round_float_noise:total",)
+
+
+def test_the_schema_plan_stays_bounded_over_many_answers() -> None:
+    """Resolved schema nodes are remembered per schema; unknown keys and new schemas
+    never make that memory grow without bound."""
+    from streams import repair as module
+
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    for i in range(200):
+        repair(json.dumps({"a": "1", f"extra_{i}": {"deep": [i]}}), schema)
+    assert len(module._plan_for(schema)) <= 4
+    for _ in range(3 * module._MAX_PLANS):
+        repair('{"a": 1}', {"type": "object", "properties": {"a": {"type": "integer"}}})
+    assert len(module._PLANS) <= module._MAX_PLANS
