@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install demo test lint types schemas pytest bench deploy-check dev-up dev-down clean
+.PHONY: install demo test lint types schemas pytest bench soak deploy-check dev-up dev-down clean
 
 install: $(VENV)/.installed
 
@@ -40,6 +40,12 @@ pytest: install
 # (~6 min) or --smoke (~2.5 min, what tests/test_bench_smoke.py runs) write elsewhere.
 bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# Not in CI: one worker under a steady 20 rec/s load with a seeded fault mix for 32 min,
+# /readyz and /metrics polled; RSS over time, lag, breaker, routes. Writes bench/soak.json
+# (~35 min), which BENCHMARKS.md renders as its Soak section. SOAK_ARGS="--minutes 2 --output DIR".
+soak: install
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 # The deploy files, checked offline by the tools themselves (the pytest suite checks them
 # with parsers and the real settings model): Debian's docker-compose, and kubectl kustomize.

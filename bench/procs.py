@@ -100,7 +100,8 @@ class Simulator:
     Spawned by the constructor; :meth:`wait_ready` (or ``with``) waits for ``/healthz``.
     ``slow_fraction`` of the requests (drawn per request, seeded) take :data:`SLOW_S`
     instead of ``latency_ms`` (the simulator's ``hang`` behaviour, then a valid answer):
-    a model's latency tail.
+    a model's latency tail. ``fault_mix`` (behaviour name -> probability) adds other
+    seeded faults to the mix (the soak's); ``seed`` is the simulator's ``--seed``.
     """
 
     def __init__(
@@ -110,6 +111,8 @@ class Simulator:
         latency_ms: float,
         max_concurrency: int | None,
         slow_fraction: float = 0.0,
+        fault_mix: dict[str, float] | None = None,
+        seed: int = 0,
     ) -> None:
         self.latency_ms = latency_ms
         self.max_concurrency = max_concurrency
@@ -135,8 +138,14 @@ class Simulator:
         ]
         if max_concurrency is not None:
             argv += ["--max-concurrency", str(max_concurrency)]
+        mix = dict(fault_mix or {})
         if slow_fraction:
-            argv += ["--fault-mix", f"hang={slow_fraction}", "--hang-s", str(SLOW_S)]
+            mix["hang"] = slow_fraction
+            argv += ["--hang-s", str(SLOW_S)]
+        if mix:
+            argv += ["--fault-mix", ",".join(f"{name}={p}" for name, p in mix.items())]
+        if seed:
+            argv += ["--seed", str(seed)]
         self.proc = _spawn(argv, workdir / f"simulator-{self.port}.log")
 
     def wait_ready(self, timeout: float = 60.0) -> Simulator:

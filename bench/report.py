@@ -13,7 +13,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench.notes import LOCAL_MODEL, method, notes_for, others_cores, profile_section
+from bench.notes import (
+    LOCAL_MODEL,
+    method,
+    notes_for,
+    others_cores,
+    profile_section,
+    soak_section,
+)
 from streams.devstack.kafka import KAFKA_VERSION
 
 REPO = Path(__file__).resolve().parents[1]
@@ -299,8 +306,16 @@ def rss_line(results: dict[str, Any]) -> str:
     )
 
 
+def load_soak(path: Path = REPO / "bench" / "soak.json") -> dict[str, Any] | None:
+    """The last ``make soak`` run's figures, if one was committed."""
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def markdown(results: dict[str, Any], command: str, raw: str = "bench/results.json") -> str:
-    """The whole of ``BENCHMARKS.md``; ``raw`` is the link to the results beside it."""
+    """The whole of ``BENCHMARKS.md``; ``raw`` is the link to the results beside it.
+
+    The soak section comes last, from ``bench/soak.json`` (a run of its own, ``make soak``).
+    """
     m = results["machine"]
     lines = [
         "# Benchmarks",
@@ -357,4 +372,7 @@ def markdown(results: dict[str, Any], command: str, raw: str = "bench/results.js
         LOCAL_MODEL.strip(),
         "",
     ]
+    soak = soak_section(load_soak())
+    if soak:
+        lines += [soak, ""]
     return "\n".join(lines)

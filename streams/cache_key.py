@@ -35,7 +35,8 @@ def cache_key(parts: CacheKeyParts) -> str:
             "temperature": round(parts.temperature, 6),
             "max_output_tokens": parts.max_output_tokens,
             "input_sha256": parts.input_sha256,
-            "v": 1,
+            # 2: the document is rendered inside a per-document boundary tag.
+            "v": 2,
         },
         sort_keys=True,
         separators=(",", ":"),

@@ -102,6 +102,11 @@ def _decode_envelope(text: str, raw: RawRecord) -> Document:
             f"column {exc.colno}",
             reason="bad_json",
         ) from exc
+    except RecursionError as exc:  # nesting deeper than the interpreter's stack
+        raise UndecodableInput(
+            "value starts with '{' but its JSON is nested too deeply to decode",
+            reason="bad_json",
+        ) from exc
     if not isinstance(obj, dict):
         raise EnvelopeError("JSON envelope must be an object", reason="bad_envelope")
     unknown = set(obj) - {"id", "text", "source", "tenant"}

@@ -260,6 +260,12 @@ class Extractor:
         """Reserve the worst-case cost of one call against the spend caps, call, settle.
 
         ``prompt_tokens`` is the estimate of ``messages`` the budget gate already made.
+        The reservation is the worst case: that estimate (an upper bound of the real
+        tokenizer's count) plus ``max_output_tokens``. A call that raised is settled by
+        :meth:`_failed_call_cost`. Settling charges the actual cost even when it is over the
+        reservation (an estimate that fell short); the ledger then carries the overrun as a
+        debt that the scope's next reservation must also claim, so the cap is passed by at
+        most the overruns of the calls in flight, and the next call is refused.
         """
         worst = self.cost(prompt_tokens, self.budgets.max_output_tokens)
         reservation = None
@@ -275,15 +281,35 @@ class Extractor:
                 )
         try:
             completion, retries = await self._call(messages, ledger, last_error)
-        except BaseException:
+        except BaseException as exc:
             if self.spend is not None and reservation is not None:
-                self.spend.settle(reservation, 0.0)
+                self.spend.settle(reservation, self._failed_call_cost(exc, worst))
             raise
         if self.spend is not None and reservation is not None:
             self.spend.settle(
                 reservation, self.cost(completion.input_tokens, completion.output_tokens)
             )
         return completion, retries
+
+    def _failed_call_cost(self, exc: BaseException, worst: float) -> float:
+        """What a call that raised is settled at: never $0 unless nothing was run.
+
+        A refusal is an answer (a :class:`MalformedOutput` from the provider) and carries
+        the usage the provider reported and billed. A request the API turned away (a 4xx:
+        rejected, too large) was not run. Anything else (a cancellation, a timeout, transient
+        errors given up on) may have been billed with no usage reported: it is settled at the
+        reservation, the stated upper estimate.
+        """
+        if isinstance(exc, ProviderRejected):
+            return 0.0
+        if isinstance(exc, OutputError):
+            tokens_in, tokens_out = (
+                exc.context.get("input_tokens"),
+                exc.context.get("output_tokens"),
+            )
+            if isinstance(tokens_in, int) and isinstance(tokens_out, int):
+                return self.cost(max(tokens_in, 0), max(tokens_out, 0))
+        return worst
 
     async def _reserve(self, scopes: tuple[str, ...], worst: float, ledger: _Ledger) -> Any:
         """Claim spend; a spend-log failure holds the pipeline and retries, never routes.

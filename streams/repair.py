@@ -23,7 +23,9 @@ from streams.errors import MalformedOutput
 
 __all__ = ["Repaired", "repair"]
 
-_FENCE = re.compile(r"^\s*```[a-zA-Z0-9_-]*\s*\n?(.*?)\n?```\s*$", re.DOTALL)
+# The info string after an opening fence ("```json"). The fence itself is found with
+# str methods: "^\s*```...(.*?)\n?```\s*$" backtracks quadratically on a long blank run.
+_FENCE_INFO = re.compile(r"[a-zA-Z0-9_-]*")
 _TRAILING_COMMA = re.compile(r",(\s*[}\]])")
 _NUMBER_STRING = re.compile(r"^[^\d\-+.,]*([-+]?[\d.,' ]*\d)[^\d]*$")
 _DATE_FORMATS = (
@@ -73,9 +75,9 @@ def repair(text: str, schema: Mapping[str, Any]) -> Repaired:
     """
     repairs: list[str] = []
     candidate = text.strip()
-    fence = _FENCE.match(candidate)
-    if fence:
-        candidate = fence.group(1).strip()
+    fenced = _unfence(candidate)
+    if fenced is not None:
+        candidate = fenced
         repairs.append("strip_code_fence")
     obj = _loads(candidate)
     if obj is None:
@@ -101,6 +103,19 @@ def repair(text: str, schema: Mapping[str, Any]) -> Repaired:
     walker = _Walker(schema)
     value = walker.walk(obj, schema, "")
     return Repaired(value=value, repairs=tuple(repairs) + tuple(walker.repairs))
+
+
+def _unfence(candidate: str) -> str | None:
+    """The inside of a stripped text wrapped in a code fence, stripped; None if it isn't.
+
+    Equal to the old ``^\\s*```[a-zA-Z0-9_-]*\\s*\\n?(.*?)\\n?```\\s*$`` (DOTALL) match's
+    group stripped: on a stripped text the closing fence is its last three characters.
+    """
+    if len(candidate) < 6 or not (candidate.startswith("```") and candidate.endswith("```")):
+        return None
+    body = candidate[3:-3]
+    info = _FENCE_INFO.match(body)
+    return body[info.end() if info else 0 :].strip()
 
 
 def _loads(text: str) -> Any | None:

@@ -43,8 +43,10 @@ _BLOCK_TAGS = frozenset(
 # Their content is code, not text; its numbers must not ground anything.
 _DROP_CONTENT = frozenset({"script", "style"})
 
+# A comment is matched by its opener alone and its end found with str.find: the regex
+# "<!--.*?-->" rescans the rest of the text from every unclosed "<!--" (quadratic).
 _MARKUP = re.compile(
-    r"<!--.*?-->"
+    r"(?P<comment><!--)"
     r"|<![a-zA-Z][^<>]*>"
     r"|<(?P<close>/?)(?P<tag>[a-zA-Z][a-zA-Z0-9]*)(?:\s[^<>]*)?/?>"
     r"|(?P<entity>&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[a-zA-Z][a-zA-Z0-9]*);)",
@@ -253,9 +255,25 @@ def build_view(source: str, *, markup: bool = True) -> TextView:
     """Fold ``source``; with ``markup``, strip known HTML tags and decode entities."""
     out = _Builder()
     pos = 0
+    unclosed = False  # once a "<!--" has no "-->" after it, no later one has either
+    resume = 0  # a comment spans up to here, even one inside a dropped body
     matches = _MARKUP.finditer(source) if markup else iter(())
     for m in matches:
-        if m.start() < pos:  # inside a dropped <script>/<style> body
+        if m.group("comment"):
+            if m.start() < resume:
+                continue
+            close = -1 if unclosed else source.find("-->", m.end())
+            if close < 0:  # not a comment: its text stays in the run
+                unclosed = True
+                continue
+            resume = close + 3
+            if m.start() < pos:
+                continue
+            out.emit_run(source, pos, m.start())
+            pos = resume
+            out.space(m.start(), pos)
+            continue
+        if m.start() < pos or m.start() < resume:  # inside a dropped body or a comment
             continue
         out.emit_run(source, pos, m.start())
         pos = m.end()

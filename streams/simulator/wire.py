@@ -5,7 +5,8 @@ checks what the real API would refuse, and renders a :class:`Reply` or a
 :class:`Failure` back into its own JSON shape and status. The server never branches on the
 endpoint; it calls the dialect it was routed to.
 
-The document is the text of the first user message between the first
+The document is the text of the first user message inside the pipeline's
+``<document-TAG>`` ... ``</document-TAG>`` block, or else between the first
 ``<document>`` and the last ``</document>`` after it (so a document that quotes
 the closing tag still hashes whole). A first user message without the block is
 hashed whole, so ad-hoc prompts still get a stable key.
@@ -26,6 +27,8 @@ from streams.textnorm import text_sha256
 __all__ = ["AnthropicDialect", "Dialect", "OpenAIDialect", "Rejected", "SimRequest"]
 
 _OPEN, _CLOSE = "<document>", "</document>"
+# The pipeline's per-document boundary (streams.attempts.document_boundary); bounded, linear.
+_TAGGED_OPEN = re.compile(r"^<document-([0-9a-f]{16})>$", re.MULTILINE)
 _SCHEMA_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -108,6 +111,12 @@ def _text_of(content: Any) -> str:
 
 
 def _document_of(text: str) -> tuple[str, bool]:
+    opened = _TAGGED_OPEN.search(text)
+    if opened is not None:  # the pipeline's block: closed only by its own tag
+        close = f"</document-{opened.group(1)}>"
+        end = text.rfind(close)
+        if end >= opened.end():
+            return text[opened.end() : end], True
     start = text.find(_OPEN)
     end = text.rfind(_CLOSE)
     if start < 0 or end < start:

@@ -11,7 +11,12 @@ rebuilds the totals by reading the log again.
 A worker then spends from its granted balance locally: each model call
 reserves its worst-case cost first and refunds the unused part afterwards.
 Actual spend is therefore bounded by granted claims, which are bounded by
-the cap. The price of that guarantee: a worker's unspent balance is stranded
+the cap, as long as no call costs more than its reservation (the input
+estimate is an upper bound of the tokenizer's count, and the provider stops at
+``max_output_tokens``). One that does is still settled at its actual cost: the
+balance goes negative, the scope's next reservation must claim the debt too,
+and the cap is passed by at most the overruns of the calls in flight.
+The price of that guarantee: a worker's unspent balance is stranded
 when it stops, and near the cap one worker may refuse a record while another
 still holds balance.
 """

@@ -20,6 +20,15 @@ def test_estimate_is_conservative_for_prose() -> None:
     assert estimate_tokens(text) >= len(text) / 5
 
 
+def test_whitespace_is_not_free() -> None:
+    """Every whitespace character costs a token, so a huge blank input meets the cap."""
+    assert estimate_tokens(" " * 1_000_000) >= 1_000_000
+    assert estimate_tokens("\n\t" * 1000) >= 2000
+    assert estimate_tokens("a" + " " * 100 + "b") >= 100
+    # A lone space before a word is folded into the word's token: prose stays cheap.
+    assert estimate_tokens("hello world") == estimate_tokens("hello") + estimate_tokens("world") - 4
+
+
 def test_gate_rejects_over_cap_without_a_call() -> None:
     """A prompt estimated over the cap raises RecordBudgetExceeded naming the budget."""
     gate = BudgetGate(max_input_tokens=100, max_output_tokens=50)
@@ -41,11 +50,22 @@ def _reference_estimate(text: str) -> int:
     """The estimate as first written: one regex match per token (slow, obviously right)."""
     import math
     import re
+    import string
 
     count = 0
-    for match in re.finditer(r"[A-Za-z]+|\d|[^\sA-Za-z\d]", text):
-        piece = match.group()
-        count += math.ceil(len(piece) / 4) if piece[0].isalpha() else 1
+    for match in re.finditer(r"[A-Za-z]+|\d|\s|[^\sA-Za-z\d]", text):
+        piece, at = match.group(), match.start()
+        if piece[0].isalpha():
+            count += math.ceil(len(piece) / 4)
+        elif (
+            piece == " "
+            and 0 < at < len(text) - 1
+            and not text[at - 1].isspace()
+            and text[at + 1] in string.ascii_letters
+        ):
+            continue  # a lone space folded into the word after it
+        else:
+            count += 1
     return count + sum(1 for ch in text if ord(ch) > 127) // 2 + 4
 
 

@@ -50,6 +50,8 @@ def test_json_envelope_fields() -> None:
         (b"   \n\t ", "empty"),
         (b"abc\x00def", "binary"),
         (b'{"id": "x", "text": ', "bad_json"),
+        (b'{"text": "x", "source": ' + b'{"a": ' * 50_000, "bad_json"),  # RecursionError
+        (b'{"text": "x", "s": ' + b'{"a": ' * 20_000 + b"1" + b"}" * 20_001, "bad_json"),
         (b"x" * (MAX_RAW_BYTES + 1), "too_large"),
     ],
 )

@@ -10,6 +10,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.base import ContractVersion, Prompt
+from streams.attempts import document_boundary
 from streams.envelope import Document
 from streams.errors import (
     AttemptsExhausted,
@@ -89,7 +90,10 @@ async def test_first_answer_valid() -> None:
     assert out.model_reported == "m-2026"
     request = provider.requests[0]
     assert request.json_schema["title"] == "Pair"
-    assert request.messages[1].content == "<document>\na is 1 and b is 2\n</document>"
+    tag = document_boundary("a is 1 and b is 2")
+    assert request.messages[1].content.endswith(
+        f"\n<document-{tag}>\na is 1 and b is 2\n</document-{tag}>"
+    )
 
 
 async def test_reask_carries_field_errors_without_mutating() -> None:

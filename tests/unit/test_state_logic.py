@@ -80,7 +80,7 @@ def test_malformed_claims_are_ignored() -> None:
 
 def test_cache_key_bytes_are_pinned() -> None:
     """The key's canonical JSON never changes with a codec swap (orjson is not used here)."""
-    assert cache_key(PARTS) == "b963d16ea500ab1cfa1b447915359af5032e4fc071fcd140b4aa5247f3dc7df4"
+    assert cache_key(PARTS) == "7873fcdc009aecb23f145bb2ed63673324853d6b063486cf9b8b1bcbaf07bfb0"
 
 
 def test_cache_entry_bytes_are_pinned() -> None:
