@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from streams.attempts import Extraction
 from streams.grounding import Grounding, check_required, ground
 
-__all__ = ["REJECTIONS", "decode_entry", "encode_entry"]
+__all__ = ["decode_entry", "encode_entry"]
 
 log = logging.getLogger("streams.extract")
 
@@ -33,8 +33,6 @@ log = logging.getLogger("streams.extract")
 #: The signature covers the stored bytes themselves, so no JSON library's output (or
 #: its version) can change what verifies.
 _SIGNED = b"hmac-sha256:"
-#: Reasons a found entry is not used, as counted in ``streams_cache_rejected_total``.
-REJECTIONS = ("unsigned", "forged", "unusable", "grounding_policy")
 _logged: set[str] = set()
 
 

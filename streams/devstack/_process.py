@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -22,6 +23,7 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from streams.errors import ConfigError
 
@@ -89,6 +91,13 @@ def port_is_free(port: int, *, host: str = HOST) -> bool:
         except OSError:
             return False
     return True
+
+
+def _write_state(path: Path, state: dict[str, Any]) -> None:
+    """Write a dev service's state file atomically (a reader never sees half of it)."""
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(state, indent=2) + "\n")
+    partial.replace(path)
 
 
 def _spawn(argv: list[str], output: Path) -> int:

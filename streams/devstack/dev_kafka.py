@@ -20,6 +20,7 @@ from streams.devstack._process import (
     _file_lock,
     _process_alive,
     _terminate,
+    _write_state,
     port_is_free,
 )
 from streams.devstack.kafka import KAFKA_VERSION, LocalKafka, _is_broker
@@ -102,10 +103,7 @@ def dev_up(
                 "users": list(kafka.users),
                 "secrets_file": str(kafka.secrets_path),
             }
-        path = _state_path(cache_dir)
-        partial = path.with_suffix(".json.partial")
-        partial.write_text(json.dumps(state, indent=2) + "\n")
-        partial.replace(path)
+        _write_state(_state_path(cache_dir), state)
         return {**state, "already_running": False}
 
 

@@ -51,6 +51,7 @@ from streams.devstack._process import (
     _spawn,
     _tail,
     _terminate,
+    _write_state,
     free_ports,
     port_is_free,
 )
@@ -373,10 +374,7 @@ def dev_registry_up(
             "version": APICURIO_VERSION,
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        path = _state_path(cache_dir)
-        partial = path.with_suffix(".json.partial")
-        partial.write_text(json.dumps(state, indent=2) + "\n")
-        partial.replace(path)
+        _write_state(_state_path(cache_dir), state)
         return {**state, "already_running": False}
 
 
