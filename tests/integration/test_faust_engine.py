@@ -1,0 +1,279 @@
+"""The faust engine loses nothing across kill -9 with records held in flight; stock faust does.
+
+Both scenarios run on the real local broker with the simulator over real HTTP. The head
+record of every partition (a fresh group, so faust's stock check does not even apply)
+is held by the simulator while ~2,000 keyed records behind it finish. The process is
+killed with SIGKILL past the commit interval and restarted, three times; then the hold
+is lifted and the input is run to the end.
+
+* ``streams run --engine faust`` (:mod:`streams.faust_app`): every input has an outcome
+  (duplicates allowed), and per key the valid topic's source offsets never go back
+  except for duplicates.
+* :mod:`bench.faust_peer`, a stock ``agent(concurrency=N)``: faust commits past the
+  held records, and after the restart they are never read again: lost, asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from streams.devstack.kafka import LocalKafka
+from streams.textnorm import text_sha256
+from tests.integration.kafka_utils import ROUTES, Message, committed_vs_end, consume_all
+from tests.integration.pipeline_utils import REPO, new_name, valid_data, write_config
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+PARTITIONS = 4
+KEYS = 200
+PER_KEY = 10
+RECORDS = KEYS * PER_KEY
+#: Longer than the whole scenario: a held record never answers before the hold is lifted.
+HOLD_S = 600.0
+KILLS = 3
+COMMIT_INTERVAL_S = 0.5
+STOCK_COMMIT_INTERVAL_S = 2.8  # faust's default, which bench.faust_peer keeps
+WAIT_S = 240.0  # the bound on each wait below (a failure, never a measurement)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _held_text(p: int) -> str:
+    return f"Held document for partition {p}: the simulator answers it only when told."
+
+
+def _load(bootstrap: str, topic: str, samples: Path) -> dict[tuple[int, int], bytes]:
+    """A held record at the head of each partition, then the keyed records; key by input."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for fut in admin.create_topics([NewTopic(topic, PARTITIONS, 1)]).values():
+        fut.result(timeout=30)
+    texts = [p.read_bytes() for p in sorted(samples.glob("*.txt"))]
+    where: dict[tuple[int, int], bytes] = {}
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+
+    def on_ack(err: object, msg: object) -> None:
+        assert err is None, err
+        where[msg.partition(), msg.offset()] = msg.key()  # type: ignore[attr-defined]
+
+    for p in range(PARTITIONS):
+        producer.produce(topic, _held_text(p).encode(), f"held-{p}".encode(), p, on_ack)
+    assert producer.flush(30) == 0
+    for i in range(RECORDS):
+        producer.produce(topic, texts[i % len(texts)], f"k{i % KEYS}".encode(), on_delivery=on_ack)
+        producer.poll(0)
+    assert producer.flush(30) == 0
+    assert sorted(o for (_p, o) in where if o == 0) == [0] * PARTITIONS
+    return where
+
+
+def _hold(sim: str, on: bool) -> None:
+    httpx.delete(f"{sim}/_sim/script").raise_for_status()
+    if on:
+        rules = {text_sha256(_held_text(p)): ["hang"] for p in range(PARTITIONS)}
+        httpx.post(f"{sim}/_sim/script", json={"rules": rules}).raise_for_status()
+
+
+def _wait(what: str, ready: Callable[[], bool], proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not ready():
+        assert proc.poll() is None, f"exited {proc.returncode}\n{_tail(log)}"
+        assert time.monotonic() < deadline, f"gave up waiting for {what}\n{_tail(log)}"
+        time.sleep(1.0)
+
+
+def _tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-5000:]
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+
+
+def _output_count(bootstrap: str, name: str) -> int:
+    """Records in the four output topics (their end offsets: cheap to poll)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"count-{name}"})
+    try:
+        cluster = consumer.list_topics(timeout=10).topics
+        total = 0
+        for route in ROUTES:
+            meta = cluster.get(f"{name}.{route}")
+            for p in meta.partitions if meta is not None else ():
+                total += consumer.get_watermark_offsets(TopicPartition(meta.topic, p), 10)[1]
+        return total
+    finally:
+        consumer.close()
+
+
+def _sources(bootstrap: str, name: str) -> tuple[Counter[tuple[int, int]], list[Message]]:
+    """Outcomes per input (partition, offset) over the four routes, and the valid messages."""
+    seen: Counter[tuple[int, int]] = Counter()
+    valid: list[Message] = []
+    for msg in consume_all(bootstrap, [f"{name}.{r}" for r in ROUTES]):
+        if msg.topic.endswith(".valid"):
+            _data, prov = valid_data(msg)
+            seen[int(prov["source_partition"]), int(prov["source_offset"])] += 1
+            valid.append(msg)
+        else:
+            source = json.loads(msg.value or b"")["source"]
+            seen[int(source["partition"]), int(source["offset"])] += 1
+    return seen, valid
+
+
+def _backwards(valid: list[Message]) -> list[str]:
+    """Per key, a source offset lower than an earlier new one (duplicates are skipped)."""
+    seen: set[tuple[int, int]] = set()
+    last: dict[bytes | None, int] = {}
+    bad = []
+    for msg in valid:  # consume_all keeps each output partition's order; a key has one
+        _data, prov = valid_data(msg)
+        coords = (int(prov["source_partition"]), int(prov["source_offset"]))
+        if coords in seen:
+            continue
+        seen.add(coords)
+        if msg.key in last and coords[1] < last[msg.key]:
+            bad.append(f"{msg.key!r}: {coords[1]} after {last[msg.key]}")
+        last[msg.key] = coords[1]
+    return bad
+
+
+def test_faust_engine_loses_nothing_across_kills_with_held_records(
+    kafka: LocalKafka, sim_factory: Callable[..., str], invoice_samples: Path, tmp_path: Path
+) -> None:
+    """kill -9 x3 with each partition's head held: 0 missing, per-key order kept."""
+    sim = sim_factory(fixture_dirs=[invoice_samples], hang_s=HOLD_S)
+    name = new_name("faust")
+    raw = f"{name}.raw"
+    inputs = _load(kafka.bootstrap, raw, invoice_samples)
+    config = write_config(
+        tmp_path / "streams.toml",
+        kafka.bootstrap,
+        sim,
+        name,
+        timeout_s=HOLD_S,
+        kafka={"session_timeout_ms": 6000, "heartbeat_interval_ms": 2000},
+        commit_interval_s=COMMIT_INTERVAL_S,
+        metrics_port=_free_port(),
+    )
+    log = tmp_path / "faust.log"
+    argv = [sys.executable, "-m", "streams", "run", name, "--config", str(config)]
+    argv += ["--engine", "faust"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    not_held = len(inputs) - PARTITIONS
+    _hold(sim, on=True)
+    for run in range(1, KILLS + 2):
+        if run == KILLS + 1:
+            _hold(sim, on=False)
+        with log.open("ab") as sink:
+            proc = subprocess.Popen(argv, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT, env=env)
+        try:
+            if run <= KILLS:
+                # The held heads keep every partition's commit at 0, so each run redoes
+                # everything behind them: wait for this run's share of outputs.
+                def progressed(k: int = run) -> bool:
+                    return _output_count(kafka.bootstrap, name) >= k * not_held
+
+                _wait(f"run {run}", progressed, proc, log)
+                time.sleep(4 * COMMIT_INTERVAL_S)  # past the commit interval, then the kill
+                _kill(proc)
+            else:
+
+                def everything() -> bool:
+                    committed, end = committed_vs_end(kafka.bootstrap, f"streams.{name}", raw)
+                    return committed == end
+
+                _wait("the commit to reach the end", everything, proc, log)
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(60)
+        finally:
+            _kill(proc)
+    seen, valid = _sources(kafka.bootstrap, name)
+    missing = sorted(set(inputs) - set(seen))
+    assert missing == [], f"{len(missing)} inputs have no outcome: {missing[:10]}"
+    assert set(seen) == set(inputs)
+    assert _backwards(valid) == []
+    print(f"faust engine: {len(inputs)} inputs, 0 missing, {sum(seen.values())} outcomes")
+
+
+def test_stock_faust_agent_loses_held_records(
+    kafka: LocalKafka, sim_factory: Callable[..., str], invoice_samples: Path, tmp_path: Path
+) -> None:
+    """The same scenario with a stock faust agent(concurrency=N): held heads are lost."""
+    sim = sim_factory(fixture_dirs=[invoice_samples], hang_s=HOLD_S)
+    name = new_name("stock")
+    source, sink_topic = f"{name}.raw", f"{name}.out"
+    inputs = _load(kafka.bootstrap, source, invoice_samples)
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+    for fut in admin.create_topics([NewTopic(sink_topic, PARTITIONS, 1)]).values():
+        fut.result(timeout=30)
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "BENCH_PEER_ID": name,
+        "BENCH_PEER_BROKER": kafka.bootstrap,
+        "BENCH_PEER_IN": source,
+        "BENCH_PEER_OUT": sink_topic,
+        "BENCH_PEER_SIM_URL": f"{sim}/v1",
+        "BENCH_PEER_CONCURRENCY": "32",
+        "BENCH_PEER_DATADIR": str(tmp_path / "peer-data"),
+    }
+    argv = [sys.executable, "-m", "bench.faust_peer", "worker", "--without-web", "-l", "warn"]
+    log = tmp_path / "peer.log"
+
+    def routed() -> set[tuple[int, int]]:
+        out = consume_all(kafka.bootstrap, [sink_topic])
+        return {tuple(int(x) for x in m.headers["src"].decode().split(":")) for m in out}  # type: ignore[misc]
+
+    _hold(sim, on=True)
+    for run in (1, 2):
+        if run == 2:
+            _hold(sim, on=False)
+        with log.open("ab") as sink:
+            proc = subprocess.Popen(argv, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT, env=env)
+        try:
+            if run == 1:
+                _wait(
+                    "the unheld records",
+                    lambda: len(routed()) >= len(inputs) - PARTITIONS,
+                    proc,
+                    log,
+                )
+
+                def committed_past_heads() -> bool:
+                    committed, _end = committed_vs_end(kafka.bootstrap, name, source)
+                    return committed >= len(inputs) - PARTITIONS
+
+                _wait("stock faust to commit", committed_past_heads, proc, log)
+                time.sleep(STOCK_COMMIT_INTERVAL_S)
+            else:
+
+                def caught_up() -> bool:
+                    committed, end = committed_vs_end(kafka.bootstrap, name, source)
+                    return committed == end
+
+                _wait("the restarted agent to reach the end", caught_up, proc, log)
+        finally:
+            _kill(proc)
+    lost = sorted(set(inputs) - routed())
+    print(f"stock faust agent(concurrency=32): {len(inputs)} inputs, {len(lost)} lost: {lost}")
+    assert len(lost) >= 1
+    assert all(offset == 0 for _p, offset in lost), "only the held heads can be lost"
