@@ -191,7 +191,9 @@ def _add_pages(app: ExtractionApp, probe: Probe) -> None:
 
     class Metrics(View):
         async def get(self, request: Request) -> Response:
-            return self.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+            # aiohttp refuses a content_type with parameters; the header carries them.
+            headers = {"Content-Type": CONTENT_TYPE_LATEST}
+            return self.bytes(generate_latest(registry), headers=headers)
 
     class Live(View):
         async def get(self, request: Request) -> Response:

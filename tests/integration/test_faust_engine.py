@@ -31,9 +31,16 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from streams.demo import demo_inputs
 from streams.devstack.kafka import LocalKafka
 from streams.textnorm import text_sha256
-from tests.integration.kafka_utils import ROUTES, Message, committed_vs_end, consume_all
+from tests.integration.kafka_utils import (
+    ROUTES,
+    Message,
+    committed_vs_end,
+    consume_all,
+    produce,
+)
 from tests.integration.pipeline_utils import REPO, new_name, valid_data, write_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -277,3 +284,68 @@ def test_stock_faust_agent_loses_held_records(
     print(f"stock faust agent(concurrency=32): {len(inputs)} inputs, {len(lost)} lost: {lost}")
     assert len(lost) >= 1
     assert all(offset == 0 for _p, offset in lost), "only the held heads can be lost"
+
+
+def _routes_by_key(bootstrap: str, name: str) -> dict[str, str]:
+    """The route each input key landed in (every key once: nothing was killed)."""
+    out: dict[str, str] = {}
+    for msg in consume_all(bootstrap, [f"{name}.{r}" for r in ROUTES]):
+        key = (msg.key or b"").decode()
+        assert key not in out, f"{key} has two outcomes"
+        out[key] = msg.topic.removeprefix(f"{name}.")
+    return out
+
+
+def test_faust_cli_routes_the_demo_inputs_like_the_native_worker(
+    kafka: LocalKafka, sim_factory: Callable[..., str], invoice_samples: Path, tmp_path: Path
+) -> None:
+    """`faust -A streams.faust_app worker` sends the demo's inputs where the native worker
+    does, and serves /metrics, /livez and /readyz from faust's web server."""
+    inputs, script = demo_inputs()
+    routes: dict[str, dict[str, str]] = {}
+    for engine in ("native", "faust"):
+        # A simulator each: its scripts count attempts per document.
+        sim = sim_factory(fixture_dirs=[invoice_samples], script=script)
+        name = new_name(engine)
+        produce(kafka.bootstrap, f"{name}.raw", [(i.key.encode(), i.value) for i in inputs])
+        port = _free_port()
+        config = write_config(
+            tmp_path / f"{engine}.toml", kafka.bootstrap, sim, name, metrics_port=port
+        )
+        log = tmp_path / f"{engine}.log"
+        if engine == "native":
+            argv = [sys.executable, "-m", "streams", "run", name, "--config", str(config)]
+        else:
+            argv = [sys.executable, "-m", "faust", "-A", "streams.faust_app", "worker"]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "STREAMS_CONFIG": str(config)}
+        with log.open("ab") as sink:
+            proc = subprocess.Popen(argv, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT, env=env)
+        try:
+
+            def done(n: str = name) -> bool:
+                committed, end = committed_vs_end(kafka.bootstrap, f"streams.{n}", f"{n}.raw")
+                return end == len(inputs) and committed == end
+
+            _wait(f"{engine}: every input committed", done, proc, log)
+            if engine == "faust":
+                base = f"http://127.0.0.1:{port}"
+                ready = f"{base}/readyz"
+                _wait("faust: /readyz", lambda u=ready: _status(u) == 200, proc, log)
+                assert _status(f"{base}/livez") == 200
+                metrics = httpx.get(f"{base}/metrics").text
+                assert f'streams_records_in_total{{pipeline="{name}"}} {len(inputs)}.0' in metrics
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+        finally:
+            _kill(proc)
+        routes[engine] = _routes_by_key(kafka.bootstrap, name)
+    assert len(routes["native"]) == len(inputs)
+    assert routes["faust"] == routes["native"]
+    assert set(routes["native"].values()) == set(ROUTES)
+
+
+def _status(url: str) -> int:
+    try:
+        return httpx.get(url, timeout=5).status_code
+    except httpx.TransportError:
+        return 0
