@@ -114,10 +114,7 @@ class Worker:
         #: Bounds the SIGTERM drain; a revoke drains for at most a fraction of the
         #: rebalance timeout, so a draining member is never dropped from the group.
         self.shutdown_timeout_s = worker.shutdown_timeout_s
-        self.revoke_timeout_s = min(
-            worker.shutdown_timeout_s,
-            worker.revoke_drain_fraction * kafka.rebalance_timeout_ms / 1000,
-        )
+        self.revoke_timeout_s = settings.revoke_drain_s
         self.exactly_once = worker.exactly_once
         self.instance_id = worker.instance_id
         self.group_id = f"{kafka.group_prefix}.{pipeline.name}"

@@ -80,9 +80,14 @@ class ExtractionApp(faust.App):
             self.engines.append(engine)
             self.slots[name].engine = engine
             self.slots[name].ready.set()
+        consumer.on_revoke = self._drain_revoked
         if self.engines:
             self.heartbeat.guard = self.engines[0].guard
         self._beat = asyncio.create_task(self.heartbeat.run())
+
+    async def _drain_revoked(self, revoked: set[TP]) -> None:
+        for engine in self.engines:
+            await engine.drain(self.settings.revoke_drain_s, revoked)
 
     async def on_stop(self) -> None:
         # Our drain first (bounded), then faust's stop commits what SafeConsumer allows.

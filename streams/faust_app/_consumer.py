@@ -28,7 +28,7 @@ upgrade that changes them shows up there first.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -47,6 +47,8 @@ class SafeConsumer(faust_aiokafka.Consumer):
         self.tracker = OffsetTracker()
         #: Topics whose commits follow :attr:`tracker`; the app names its input topics.
         self.owned_topics: set[str] = set()
+        #: Drains the agents' records of revoked partitions (bounded), set by the app.
+        self.on_revoke: Callable[[set[TP]], Awaitable[None]] | None = None
         # Messages handed out and not yet acked to faust, per partition, by offset.
         self._held: dict[TP, dict[int, Message]] = {}
 
@@ -101,6 +103,11 @@ class SafeConsumer(faust_aiokafka.Consumer):
         return offset
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        if self.on_revoke is not None and not self.app.should_stop:
+            # Finish what can finish within the bound, commit it while the partitions are
+            # still ours, and leave the rest to the next owner.
+            await self.on_revoke(revoked)
+            await self.commit(revoked)
         self._forget(revoked)
         await super().on_partitions_revoked(revoked)
 

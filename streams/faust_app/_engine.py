@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from faust.types import EventT, Message
+from faust.types import TP, EventT, Message
 
 from streams.envelope import RawRecord
 from streams.kafka import clients
@@ -78,7 +78,7 @@ class PipelineAgent:
         self._chains = KeyedChains()
         self._slots = asyncio.Semaphore(settings.worker.max_in_flight)
         self._room = asyncio.Semaphore(settings.worker.max_buffered)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[TP, set[asyncio.Task[None]]] = {}
         self._producer: AIOKafkaProducer | None = None
         self._started: list[Resource] = []
         self._ready = asyncio.Event()
@@ -128,11 +128,11 @@ class PipelineAgent:
         chain_key: Any = (tp, raw.key) if raw.key is not None else (tp, "#", raw.offset)
         previous, mine = self._chains.enqueue(chain_key)
         task = asyncio.create_task(self._handle(message, raw, chain_key, previous, mine))
-        self._tasks.add(task)
+        self._tasks.setdefault(tp, set()).add(task)
+        task.add_done_callback(self._tasks[tp].discard)
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
         self._room.release()
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("record task failed; its partition stops committing", exc_info=exc)
@@ -165,10 +165,12 @@ class PipelineAgent:
         finally:
             self._chains.release(chain_key, mine)
 
-    async def drain(self, timeout: float) -> None:
-        """Let running records finish within ``timeout``; cancel the rest (uncommitted)."""
-        if self._tasks:
-            _done, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+    async def drain(self, timeout: float, tps: set[TP] | None = None) -> None:
+        """Let the records of ``tps`` (default all) finish within ``timeout``; cancel the
+        rest, which stay uncommitted and are redone by the partition's next owner."""
+        tasks = {t for tp, ts in self._tasks.items() if tps is None or tp in tps for t in ts}
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=timeout)
             if pending:
                 log.warning(
                     "drain: %d record(s) still running after %.1fs; cancelling them, "
