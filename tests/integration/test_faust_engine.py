@@ -25,6 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -33,6 +34,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from streams.demo import demo_inputs
 from streams.devstack.kafka import LocalKafka
+from streams.devstack.secure import SecureKafka
 from streams.textnorm import text_sha256
 from tests.integration.kafka_utils import (
     ROUTES,
@@ -41,7 +43,15 @@ from tests.integration.kafka_utils import (
     consume_all,
     produce,
 )
-from tests.integration.pipeline_utils import REPO, new_name, valid_data, write_config
+from tests.integration.pipeline_utils import (
+    REPO,
+    new_name,
+    spawn_worker,
+    valid_data,
+    write_config,
+)
+from tests.integration.test_prometheus import mixed_batch
+from tests.integration.test_secure_kafka import prepared, routes_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -349,3 +359,39 @@ def _status(url: str) -> int:
         return httpx.get(url, timeout=5).status_code
     except httpx.TransportError:
         return 0
+
+
+def test_faust_engine_over_sasl_ssl_scram_with_exact_acls(
+    secure_kafka: SecureKafka, invoice_samples: Path, sim_factory: Any, tmp_path: Path
+) -> None:
+    """`--engine faust` reaches a SASL_SSL + SCRAM-SHA-512 listener with only the native
+    worker's ACLs (security from the one client builder) and routes every input once."""
+    batch = mixed_batch(invoice_samples)
+    sim = sim_factory(fixture_dirs=[invoice_samples], script=batch.rules)
+    name = new_name("fscram")
+    prepared(secure_kafka, sim, name, batch)
+    kafka_toml = {
+        k: v for k, v in secure_kafka.client_settings("worker").items() if k != "password"
+    }
+    config = write_config(
+        tmp_path / "worker.toml", kafka_toml.pop("bootstrap_servers"), sim, name, kafka=kafka_toml,
+        metrics_port=_free_port(),
+    )  # fmt: skip
+    log = tmp_path / "faust.log"
+    password = secure_kafka.password("worker")
+    proc = spawn_worker(
+        config, name, log, env={"STREAMS_KAFKA__PASSWORD": password}, engine="faust"
+    )
+    try:
+        _wait(
+            "every input routed",
+            lambda: sum(routes_of(secure_kafka, name).values()) >= len(batch.records),
+            proc,
+            log,
+        )
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    finally:
+        _kill(proc)
+    assert routes_of(secure_kafka, name) == Counter(batch.expected.values())
+    assert password not in log.read_text()
