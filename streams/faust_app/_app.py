@@ -63,6 +63,8 @@ class ExtractionApp(faust.App):
 
     async def on_start(self) -> None:
         await super().on_start()
+        if self.engines:
+            return  # faust restarts a service in place: the engines are already running
         consumer = self.consumer
         assert isinstance(consumer, SafeConsumer)
         for name in self.names:

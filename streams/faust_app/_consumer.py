@@ -65,6 +65,9 @@ class SafeConsumer(faust_aiokafka.Consumer):
         if tp not in self.tracker.partitions():
             return  # revoked meanwhile: the partition's next owner redoes it
         self.tracker.done(tp, message.offset)
+        # Behind a held head a whole partition can wait here for its ack: keep the
+        # bookkeeping, not the payload.
+        message.value = message.key = message.headers = None
         held = self._held.setdefault(tp, {})
         held[message.offset] = message
         limit = self.tracker.committable(tp)
