@@ -28,7 +28,7 @@ from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from streams.app import build_pipeline, registry_check
+from streams.app import build_pipeline, pipeline_resources, registry_check
 from streams.errors import ConfigError
 from streams.faust_app._consumer import SafeConsumer, SafeTransport
 from streams.faust_app._engine import PipelineAgent
@@ -36,8 +36,6 @@ from streams.health import Heartbeat, Probe, WorkerProbe
 from streams.kafka import clients
 from streams.metrics import Metrics
 from streams.settings import Settings
-from streams.state import KafkaTable, SpendLedger
-from streams.worker import Resource
 
 __all__ = ["ExtractionApp", "create_app", "run_app"]
 
@@ -70,13 +68,8 @@ class ExtractionApp(faust.App):
         for name in self.names:
             pipeline = build_pipeline(self.settings, name)
             consumer.owned_topics.add(pipeline.settings.input_topic)
-            resources: list[Resource] = []
-            if isinstance(pipeline.extractor.cache, KafkaTable):
-                resources.append(pipeline.extractor.cache)
-            if isinstance(pipeline.extractor.spend, SpendLedger):
-                resources.append(pipeline.extractor.spend)
             engine = PipelineAgent(
-                self.settings, pipeline, self.metrics, tuple(resources), consumer
+                self.settings, pipeline, self.metrics, pipeline_resources(pipeline), consumer
             )
             await engine.start()
             self.engines.append(engine)
