@@ -81,8 +81,14 @@ class ExtractionApp(faust.App):
         self._beat = asyncio.create_task(self.heartbeat.run())
 
     async def _drain_revoked(self, revoked: set[TP]) -> None:
+        if not revoked:
+            return
         for engine in self.engines:
             await engine.drain(self.settings.revoke_drain_s, revoked)
+        log.info(
+            "drained revoked partitions %s",
+            sorted(f"{tp.topic}[{tp.partition}]" for tp in revoked),
+        )
 
     async def on_stop(self) -> None:
         # Our drain first (bounded), then faust's stop commits what SafeConsumer allows.
