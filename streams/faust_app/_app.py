@@ -83,17 +83,18 @@ class ExtractionApp(faust.App):
     async def _drain_revoked(self, revoked: set[TP]) -> None:
         if not revoked:
             return
-        for engine in self.engines:
-            await engine.drain(self.settings.revoke_drain_s, revoked)
+        bound = self.settings.revoke_drain_s
+        await asyncio.gather(*(engine.drain(bound, revoked) for engine in self.engines))
         log.info(
             "drained revoked partitions %s",
             sorted(f"{tp.topic}[{tp.partition}]" for tp in revoked),
         )
 
     async def on_stop(self) -> None:
-        # Our drain first (bounded), then faust's stop commits what SafeConsumer allows.
-        for engine in self.engines:
-            await engine.drain(self.settings.worker.shutdown_timeout_s)
+        # Our drain first (bounded, all pipelines at once), then faust's stop commits what
+        # SafeConsumer allows.
+        bound = self.settings.worker.shutdown_timeout_s
+        await asyncio.gather(*(engine.drain(bound) for engine in self.engines))
         await super().on_stop()
         for engine in self.engines:
             await engine.stop()
@@ -120,6 +121,12 @@ def create_app(settings: Settings, names: list[str] | None = None) -> Extraction
     for name in names:
         settings.pipeline(name)
     kafka, worker = settings.kafka, settings.worker
+    if worker.exactly_once:
+        raise ConfigError(
+            "worker.exactly_once is not offered by the faust engine (faust's transactions are "
+            "broken upstream: faust-streaming issues 517, 323, 440); run the native worker "
+            "(streams run without --engine faust) or set worker.exactly_once = false"
+        )
     app_id = f"{kafka.group_prefix}.{names[0] if len(names) == 1 else 'faust'}"
     # faust wants a data directory (for tables, which the pipelines do not use).
     datadir = Path(tempfile.gettempdir()) / "streams-faust"
