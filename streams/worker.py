@@ -121,7 +121,7 @@ class Worker:
         )
         self.exactly_once = worker.exactly_once
         self.instance_id = worker.instance_id
-        self.group_id = f"{kafka.group_prefix}.{pipeline.name}"
+        self.group_id = settings.group_id(pipeline.name)
         self.guard = pipeline.extractor.guard
         self.stats = WorkerStats()
         self.report = WorkerReport(self.metrics, pipeline)
@@ -159,10 +159,9 @@ class Worker:
         await preflight_access(self.settings, self.pipeline.settings)
         await self._ensure_output_topics()
         producer_opts: dict[str, Any] = {}
-        if self.exactly_once:
-            # One id per instance: a restart with the same id fences its own zombie, and two
-            # replicas (both PID 1 in their containers) never fence each other.
-            producer_opts["transactional_id"] = f"{self.group_id}.{self.instance_id}"
+        transactional_id = self.settings.transactional_id(self.pipeline.name)
+        if transactional_id is not None:
+            producer_opts["transactional_id"] = transactional_id
         client_id = f"{kafka.client_id}.{self.pipeline.name}"
         self._producer = clients.aio_producer(
             kafka,
