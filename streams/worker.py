@@ -132,6 +132,8 @@ class Worker:
             self.metrics,
             output_size_limit(kafka.max_request_size, None),
             on_fallback=self._count_fallback,
+            make_producer=self._make_producer,
+            on_renewed=self._set_producer,
         )
         pipeline.extractor.on_cache_lookup = self.report.cache_lookup
         pipeline.extractor.on_cache_rejected = self.report.cache_rejected
@@ -158,23 +160,8 @@ class Worker:
         await preflight_connection(kafka)
         await preflight_access(self.settings, self.pipeline.settings)
         await self._ensure_output_topics()
-        producer_opts: dict[str, Any] = {}
-        transactional_id = self.settings.transactional_id(self.pipeline.name)
-        if transactional_id is not None:
-            producer_opts["transactional_id"] = transactional_id
+        self._producer = self._make_producer()
         client_id = f"{kafka.client_id}.{self.pipeline.name}"
-        self._producer = clients.aio_producer(
-            kafka,
-            client_id=client_id,
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=5,
-            max_request_size=kafka.max_request_size,
-            # aiokafka's default batch (16 KiB) holds a handful of valid records; once it
-            # is full every further send waits for a drain on a timer of its own.
-            max_batch_size=min(_MAX_BATCH_BYTES, kafka.max_request_size),
-            **producer_opts,
-        )
         self._consumer = clients.aio_consumer(
             kafka,
             client_id=client_id,
@@ -204,6 +191,29 @@ class Worker:
             await self.drain(set(self._tasks), timeout=self.shutdown_timeout_s)
         finally:
             await self._close(started)
+
+    def _make_producer(self) -> AIOKafkaProducer:
+        kafka = self.settings.kafka
+        producer_opts: dict[str, Any] = {}
+        transactional_id = self.settings.transactional_id(self.pipeline.name)
+        if transactional_id is not None:
+            producer_opts["transactional_id"] = transactional_id
+        client_id = f"{kafka.client_id}.{self.pipeline.name}"
+        return clients.aio_producer(
+            kafka,
+            client_id=client_id,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+            max_request_size=kafka.max_request_size,
+            # aiokafka's default batch (16 KiB) holds a handful of valid records; once it
+            # is full every further send waits for a drain on a timer of its own.
+            max_batch_size=min(_MAX_BATCH_BYTES, kafka.max_request_size),
+            **producer_opts,
+        )
+
+    def _set_producer(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
 
     async def _close(self, started: list[Resource]) -> None:
         """Close every client, each within a bound, even when one of them fails."""

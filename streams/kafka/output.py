@@ -4,6 +4,12 @@ An outcome larger than :attr:`Output.limit` (``kafka.max_request_size``, lowered
 to the output topics' ``max.message.bytes`` at start-up) takes its fallback route:
 a small DLQ envelope, ``output_too_large``, that keeps the reference to the input.
 Produce errors are classified by :mod:`streams.kafka.produce`.
+
+aiokafka's idempotent producer does not recover its sequence numbers after a send the
+broker refused (a revoked ACL): once the ACL is back, every send to that partition is
+``OutOfOrderSequenceNumber``. Given ``make_producer``, :class:`Output` then replaces the
+producer once (a new producer id starts its sequences afresh) and retries; the records
+are still uncommitted, so nothing is lost and nothing is produced twice by the old one.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import logging
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber
 
 from streams.envelope import RawRecord
 from streams.guard import ProviderGuard
@@ -37,8 +43,17 @@ class Output:
         limit: int,
         *,
         on_fallback: Callable[[], None] = lambda: None,
+        make_producer: Callable[[], AIOKafkaProducer] | None = None,
+        on_renewed: Callable[[AIOKafkaProducer], None] = lambda _: None,
     ) -> None:
         self.pipeline = pipeline
+        self.make_producer = make_producer
+        #: Told the replacement producer, so the owner closes that one at shutdown.
+        self.on_renewed = on_renewed
+        self._renew_lock = asyncio.Lock()
+        #: The replacement last made; None until one is.
+        self._current: AIOKafkaProducer | None = None
+        self._closing: set[asyncio.Task[None]] = set()
         self.guard = guard
         self.metrics = metrics
         #: The largest key+value+headers an outcome may have.
@@ -89,6 +104,9 @@ class Output:
                 self.metrics.produce_errors.labels(self.pipeline.name, fault.value).inc()
                 if fault is ProduceFault.FENCED:
                     raise
+                if isinstance(exc, OutOfOrderSequenceNumber) and self.make_producer is not None:
+                    producer = await self._renew(producer)
+                    continue
                 if fault is ProduceFault.RECORD and not fallen_back:
                     outcome, fallen_back = self.fallback(raw, outcome, repr(exc)), True
                     continue
@@ -105,3 +123,30 @@ class Output:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
+
+    async def _renew(self, stale: AIOKafkaProducer) -> AIOKafkaProducer:
+        """A started replacement for ``stale`` (made once, whoever asks first)."""
+        async with self._renew_lock:
+            if self._current is not None and stale is not self._current:
+                return self._current  # replaced while this send waited for the lock
+            assert self.make_producer is not None
+            fresh = self.make_producer()
+            await fresh.start()
+            self._current = fresh
+            self.on_renewed(fresh)
+            log.warning(
+                "the producer lost its sequence numbers after a refused send "
+                "(OutOfOrderSequenceNumber); replaced it with a new one"
+            )
+            task = asyncio.create_task(_stop(stale))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+            return fresh
+
+
+async def _stop(producer: AIOKafkaProducer) -> None:
+    """Close a replaced producer within a bound: its batches failed already."""
+    try:
+        await asyncio.wait_for(producer.stop(), 10.0)
+    except Exception as exc:  # a dead producer's close must not crash the worker
+        log.info("closing the replaced producer failed: %r", exc)

@@ -373,8 +373,8 @@ async def test_an_acl_revoked_while_running_holds_and_loses_nothing(
     secure_kafka: SecureKafka, invoice_samples: Path, sim_factory: Any
 ) -> None:
     """WRITE on the dlq revoked mid-run: the pipeline holds (a deployment fault) and
-    dead-letters nothing; the record stays uncommitted, so with the ACL back a restarted
-    worker routes it exactly once."""
+    dead-letters nothing; with the ACL back, the same worker (no restart) replaces its
+    producer, whose sequence numbers the refusal broke, and routes the record once."""
     batch = mixed_batch(invoice_samples)
     sim = sim_factory(fixture_dirs=[invoice_samples], script=batch.rules)
     name = new_name("revoke")
@@ -384,26 +384,26 @@ async def test_an_acl_revoked_while_running_holds_and_loses_nothing(
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     dlq = ("topic", f"{name}.dlq", "WRITE")
+    expected = Counter(batch.expected.values())
     try:
         await _until(lambda: worker.stats.total_out == len(batch.records), task)
+        first_producer = worker._producer
         secure_kafka.revoke("worker", [dlq])
         produce(secure_kafka.bootstrap, f"{name}.raw", [(b"late", b"\xff\xfe not utf-8")])
         await _until(lambda: worker.guard.state_fault is not None, task)
         assert "TopicAuthorizationFailed" in str(worker.guard.state_fault)
         assert worker.guard.paused
         assert worker.stats.total_out == len(batch.records)
+        assert routes_of(secure_kafka, name) == expected
+
+        secure_kafka.grant("worker", [dlq])
+        await _until(lambda: worker.stats.total_out == len(batch.records) + 1, task)
+        assert not worker.guard.paused
+        assert worker._producer is not first_producer
     finally:
         stop.set()
         await task
         await worker.pipeline.extractor.provider.aclose()
-    assert routes_of(secure_kafka, name) == Counter(batch.expected.values())
-
-    # aiokafka's idempotent producer does not recover its sequence numbers after the
-    # refusal (every later send is OutOfOrderSequenceNumber), so recovery is a restart.
-    secure_kafka.grant("worker", [dlq])
-    again = build_worker(settings, name, registry=registry)
-    await run_until([again], 1)
-    expected = Counter(batch.expected.values())
     expected["dlq"] += 1
     assert routes_of(secure_kafka, name) == expected
 
