@@ -21,15 +21,21 @@ _LETTER_CHUNKS = re.compile(r"[A-Za-z]{1,4}")
 # it into the word after it (" word" is one token in cl100k, "\u2581word" in llama's).
 # Written space-first so the engine scans for the literal and checks around it (3x faster).
 _MERGED_SPACE = re.compile(r" (?<=\S )(?=[A-Za-z])")
+_THREE_BYTE = re.compile("[\u0800-\uffff]")
+_PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
 
 
 def estimate_tokens(text: str) -> int:
     r"""Estimate BPE tokens offline, an upper bound: every character class costs.
 
     Letters go in ~4-char chunks; each digit, symbol and whitespace character is one
-    token, except a lone space before a letter (merged into the word's token); non-ASCII
-    characters cost half a token more. Whitespace is never free, so a megabyte of spaces
-    estimates a quarter of a million tokens and meets ``max_input_tokens``.
+    token, except a lone space before a letter (merged into the word's token). A non-ASCII
+    character costs 1.5 tokens when it is two UTF-8 bytes (Latin accents, Greek, Cyrillic,
+    Arabic), 2 when three (CJK, Thai, Devanagari), and one per byte where a byte-level BPE
+    falls back to bytes: private-use characters (3) and characters outside the BMP (4:
+    rare CJK, emoji, math letters). Whitespace is never free, so a megabyte of spaces
+    estimates a million tokens and meets ``max_input_tokens``. Checked against the local
+    model's real tokenizer by ``tests/localmodel/test_token_estimate.py``.
 
     Counted with C-level string methods and regexes (it runs on every record): ``str.split``
     drops exactly the characters regex ``\s`` matches, so this equals a per-token scan with
@@ -41,8 +47,14 @@ def estimate_tokens(text: str) -> int:
     letters = sum(map(len, chunks))
     nonspace = sum(map(len, text.split()))
     spaces = len(text) - nonspace - len(_MERGED_SPACE.findall(text))
+    # Each non-ASCII character is one token above already; what it may cost beyond that:
     non_ascii = len(text) - len(text.encode("ascii", "ignore"))
-    return len(chunks) + (nonspace - letters) + spaces + non_ascii // 2 + 4
+    astral = len(text.encode("utf-16-le", "surrogatepass")) // 2 - len(text)
+    three_byte = len(_THREE_BYTE.findall(text))
+    private = len(_PRIVATE_USE.findall(text))
+    two_byte = non_ascii - three_byte - astral
+    extra = two_byte // 2 + three_byte + private + 3 * astral
+    return len(chunks) + (nonspace - letters) + spaces + extra + 4
 
 
 @dataclass(frozen=True)

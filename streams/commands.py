@@ -218,7 +218,7 @@ def _replay(args: argparse.Namespace) -> int:
     pipeline = settings.pipeline(args.pipeline)
     reset_offsets(
         settings.kafka,
-        f"{settings.kafka.group_prefix}.{pipeline.name}",
+        settings.group_id(pipeline.name),
         pipeline.input_topic,
         to_earliest=args.to_earliest,
         to_datetime=args.to_datetime,

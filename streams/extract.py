@@ -35,7 +35,7 @@ from pydantic import BaseModel
 from streams.attempts import Attempt, Extraction, build_messages, reask
 from streams.budget import BudgetGate, estimate_tokens
 from streams.cache_entry import decode_entry, encode_entry
-from streams.cache_key import CacheKeyParts, cache_key
+from streams.cache_key import CacheKeyParts, cache_key, wire_schema_sha256
 from streams.contract import ContractVersion
 from streams.envelope import Document
 from streams.errors import (
@@ -57,7 +57,7 @@ from streams.grounding import Grounding, check_required, ground
 from streams.guard import ProviderGuard, RecordClock
 from streams.protocols import ResultCache, SpendGuard
 from streams.providers.base import ChatMessage, Completion, CompletionRequest, Provider
-from streams.repair import repair
+from streams.repair import REPAIR_VERSION, repair
 from streams.settings import BudgetSettings, Price
 from streams.validate import validate
 
@@ -111,6 +111,8 @@ class Extractor:
         self.gate = BudgetGate(budgets.max_input_tokens, budgets.max_output_tokens)
         self.schema = contract.json_schema()
         self.schema_name = f"{contract.name}_v{contract.version}"
+        # Built once: the provider's transform of the schema is fixed for its lifetime.
+        self._wire_schema_sha256 = wire_schema_sha256(provider, self.schema_name, self.schema)
         self._system_text = contract.prompt.system_message()
         self._system_tokens = estimate_tokens(self._system_text) + 4
         self.cache = cache
@@ -140,6 +142,8 @@ class Extractor:
                 temperature=self.temperature,
                 max_output_tokens=self.budgets.max_output_tokens,
                 input_sha256=document.sha256,
+                wire_schema_sha256=self._wire_schema_sha256,
+                repair_version=REPAIR_VERSION,
             )
         )
 

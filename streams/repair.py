@@ -21,7 +21,12 @@ from typing import Any
 
 from streams.errors import MalformedOutput
 
-__all__ = ["Repaired", "repair"]
+__all__ = ["REPAIR_VERSION", "Repaired", "repair"]
+
+#: Part of the cache key (:mod:`streams.cache_key`): a cached record is the repaired
+#: answer, so a change to what any repair produces for some input bumps this, and the
+#: old entries become misses instead of replaying the old repair.
+REPAIR_VERSION = 1
 
 # The info string after an opening fence ("```json"). The fence itself is found with
 # str methods: "^\s*```...(.*?)\n?```\s*$" backtracks quadratically on a long blank run.

@@ -461,6 +461,18 @@ class Settings(BaseSettings):
             self.worker.revoke_drain_fraction * self.kafka.rebalance_timeout_ms / 1000,
         )
 
+    def group_id(self, pipeline: str) -> str:
+        """The consumer group of ``pipeline``'s workers (the replay and lag commands use it)."""
+        return f"{self.kafka.group_prefix}.{pipeline}"
+
+    def transactional_id(self, pipeline: str) -> str | None:
+        """The exactly-once producer's id: one per instance, so a restart with the same id
+        fences its own zombie and two replicas never fence each other. None without
+        ``worker.exactly_once``."""
+        if not self.worker.exactly_once:
+            return None
+        return f"{self.group_id(pipeline)}.{self.worker.instance_id}"
+
     def pipeline(self, name: str) -> PipelineSettings:
         for p in self.pipelines:
             if p.name == name:

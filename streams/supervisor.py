@@ -186,7 +186,7 @@ class Supervisor:
         self.pipeline = pipeline
         self.argv = list(argv)
         self.clock = clock
-        self.group = f"{settings.kafka.group_prefix}.{pipeline}"
+        self.group = settings.group_id(pipeline)
         base = settings.worker.instance_id or socket.gethostname()
         self.children = [
             _Child(i, self._checked_id(child_instance_id(base, i))) for i in range(processes)

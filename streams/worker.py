@@ -37,7 +37,7 @@ from aiokafka.errors import CommitFailedError, KafkaError, ProducerFenced
 from streams.envelope import RawRecord
 from streams.errors import Route
 from streams.kafka import clients
-from streams.kafka.output import Output
+from streams.kafka.output import Output, output_producer
 from streams.kafka.preflight import preflight_access, preflight_connection
 from streams.kafka.produce import ProduceFault, classify_produce_error, output_size_limit
 from streams.kafka.rescue import UNPARSEABLE_FETCH, read_at
@@ -48,9 +48,6 @@ from streams.reporting import WorkerReport
 from streams.settings import Settings
 
 __all__ = ["Worker", "WorkerStats"]
-
-#: The producer's batch per partition: many records per produce request.
-_MAX_BATCH_BYTES = 256 * 1024
 
 log = logging.getLogger("streams.worker")
 
@@ -117,7 +114,7 @@ class Worker:
         self.revoke_timeout_s = settings.revoke_drain_s
         self.exactly_once = worker.exactly_once
         self.instance_id = worker.instance_id
-        self.group_id = f"{kafka.group_prefix}.{pipeline.name}"
+        self.group_id = settings.group_id(pipeline.name)
         self.guard = pipeline.extractor.guard
         self.stats = WorkerStats()
         self.report = WorkerReport(self.metrics, pipeline)
@@ -128,6 +125,8 @@ class Worker:
             self.metrics,
             output_size_limit(kafka.max_request_size, None),
             on_fallback=self._count_fallback,
+            make_producer=self._make_producer,
+            on_renewed=self._set_producer,
         )
         pipeline.extractor.on_cache_lookup = self.report.cache_lookup
         pipeline.extractor.on_cache_rejected = self.report.cache_rejected
@@ -154,24 +153,8 @@ class Worker:
         await preflight_connection(kafka)
         await preflight_access(self.settings, self.pipeline.settings)
         await self.output.prepare(kafka)
-        producer_opts: dict[str, Any] = {}
-        if self.exactly_once:
-            # One id per instance: a restart with the same id fences its own zombie, and two
-            # replicas (both PID 1 in their containers) never fence each other.
-            producer_opts["transactional_id"] = f"{self.group_id}.{self.instance_id}"
+        self._producer = self._make_producer()
         client_id = f"{kafka.client_id}.{self.pipeline.name}"
-        self._producer = clients.aio_producer(
-            kafka,
-            client_id=client_id,
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=5,
-            max_request_size=kafka.max_request_size,
-            # aiokafka's default batch (16 KiB) holds a handful of valid records; once it
-            # is full every further send waits for a drain on a timer of its own.
-            max_batch_size=min(_MAX_BATCH_BYTES, kafka.max_request_size),
-            **producer_opts,
-        )
         self._consumer = clients.aio_consumer(
             kafka,
             client_id=client_id,
@@ -201,6 +184,12 @@ class Worker:
             await self.drain(set(self._tasks), timeout=self.shutdown_timeout_s)
         finally:
             await self._close(started)
+
+    def _make_producer(self) -> AIOKafkaProducer:
+        return output_producer(self.settings, self.pipeline.name)
+
+    def _set_producer(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
 
     async def _close(self, started: list[Resource]) -> None:
         """Close every client, each within a bound, even when one of them fails."""

@@ -91,6 +91,19 @@ def registry_url() -> Iterator[str]:
         registry.stop()
 
 
+@pytest.fixture(scope="session")
+def registry_proxy(registry_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The registry behind TLS (the proxy's own CA) and basic or bearer auth, as a managed
+    registry is: :class:`tests.integration.registry_proxy.RegistryProxy`."""
+    from tests.integration.registry_proxy import PROXY_PASSWORD, PROXY_TOKEN, RegistryProxy
+
+    workdir = tmp_path_factory.mktemp("registry-proxy")
+    with RegistryProxy(
+        registry_url, workdir, user="sr-user", password=PROXY_PASSWORD, token=PROXY_TOKEN
+    ) as proxy:
+        yield proxy
+
+
 @pytest.fixture
 def registry_client(registry_url: str) -> Iterator[SchemaRegistryClient]:
     """A stock confluent-kafka registry client on the real registry, closed after the test."""

@@ -56,7 +56,11 @@ USERS = ("worker", "reader", "limited")
 MTLS_PRINCIPAL = "CN=streams-client"
 
 #: ``grant()`` resource kinds.
-_RESOURCES = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP}
+_RESOURCES = {
+    "topic": ResourceType.TOPIC,
+    "group": ResourceType.GROUP,
+    "transactional-id": ResourceType.TRANSACTIONAL_ID,
+}
 
 
 def _openssl(args: list[str], cwd: Path) -> None:

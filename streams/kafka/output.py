@@ -4,6 +4,12 @@ An outcome larger than :attr:`Output.limit` (``kafka.max_request_size``, lowered
 to the output topics' ``max.message.bytes`` at start-up) takes its fallback route:
 a small DLQ envelope, ``output_too_large``, that keeps the reference to the input.
 Produce errors are classified by :mod:`streams.kafka.produce`.
+
+aiokafka's idempotent producer does not recover its sequence numbers after a send the
+broker refused (a revoked ACL): once the ACL is back, every send to that partition is
+``OutOfOrderSequenceNumber``. Given ``make_producer``, :class:`Output` then replaces the
+producer once (a new producer id starts its sequences afresh) and retries; the records
+are still uncommitted, so nothing is lost and nothing is produced twice by the old one.
 """
 
 from __future__ import annotations
@@ -13,18 +19,22 @@ import logging
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber
 
 from streams.envelope import RawRecord
 from streams.errors import Route
 from streams.guard import ProviderGuard
+from streams.kafka import clients
 from streams.kafka.produce import ProduceFault, classify_produce_error, output_size_limit
 from streams.metrics import Metrics
 from streams.pipeline import Outcome, Pipeline
-from streams.settings import KafkaSettings
+from streams.settings import KafkaSettings, Settings
 from streams.state.admin import TopicSpec, ensure_topics, max_message_bytes, partition_count
 
-__all__ = ["Output"]
+__all__ = ["Output", "output_producer"]
+
+#: The producer's batch per partition: many records per produce request.
+_MAX_BATCH_BYTES = 256 * 1024
 
 log = logging.getLogger("streams.worker")
 
@@ -40,8 +50,17 @@ class Output:
         limit: int,
         *,
         on_fallback: Callable[[], None] = lambda: None,
+        make_producer: Callable[[], AIOKafkaProducer] | None = None,
+        on_renewed: Callable[[AIOKafkaProducer], None] = lambda _: None,
     ) -> None:
         self.pipeline = pipeline
+        self.make_producer = make_producer
+        #: Told the replacement producer, so the owner closes that one at shutdown.
+        self.on_renewed = on_renewed
+        self._renew_lock = asyncio.Lock()
+        #: The replacement last made; None until one is.
+        self._current: AIOKafkaProducer | None = None
+        self._closing: set[asyncio.Task[None]] = set()
         self.guard = guard
         self.metrics = metrics
         #: The largest key+value+headers an outcome may have.
@@ -92,6 +111,9 @@ class Output:
                 self.metrics.produce_errors.labels(self.pipeline.name, fault.value).inc()
                 if fault is ProduceFault.FENCED:
                     raise
+                if isinstance(exc, OutOfOrderSequenceNumber) and self.make_producer is not None:
+                    producer = await self._renew(producer)
+                    continue
                 if fault is ProduceFault.RECORD and not fallen_back:
                     outcome, fallen_back = self.fallback(raw, outcome, repr(exc)), True
                     continue
@@ -126,3 +148,52 @@ class Output:
                 kafka.max_request_size,
                 self.limit,
             )
+
+    async def _renew(self, stale: AIOKafkaProducer) -> AIOKafkaProducer:
+        """A started replacement for ``stale`` (made once, whoever asks first)."""
+        async with self._renew_lock:
+            if self._current is not None and stale is not self._current:
+                return self._current  # replaced while this send waited for the lock
+            assert self.make_producer is not None
+            fresh = self.make_producer()
+            await fresh.start()
+            self._current = fresh
+            self.on_renewed(fresh)
+            log.warning(
+                "the producer lost its sequence numbers after a refused send "
+                "(OutOfOrderSequenceNumber); replaced it with a new one"
+            )
+            task = asyncio.create_task(_stop(stale))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+            return fresh
+
+
+async def _stop(producer: AIOKafkaProducer) -> None:
+    """Close a replaced producer within a bound: its batches failed already."""
+    try:
+        await asyncio.wait_for(producer.stop(), 10.0)
+    except Exception as exc:  # a dead producer's close must not crash the worker
+        log.info("closing the replaced producer failed: %r", exc)
+
+
+def output_producer(settings: Settings, pipeline: str) -> AIOKafkaProducer:
+    """The producer of ``pipeline``'s outcomes (not started), for every engine: idempotent,
+    ``acks=all``, transactional with ``worker.exactly_once``."""
+    kafka = settings.kafka
+    producer_opts: dict[str, object] = {}
+    transactional_id = settings.transactional_id(pipeline)
+    if transactional_id is not None:
+        producer_opts["transactional_id"] = transactional_id
+    return clients.aio_producer(
+        kafka,
+        client_id=f"{kafka.client_id}.{pipeline}",
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=5,
+        max_request_size=kafka.max_request_size,
+        # aiokafka's default batch (16 KiB) holds a handful of valid records; once it
+        # is full every further send waits for a drain on a timer of its own.
+        max_batch_size=min(_MAX_BATCH_BYTES, kafka.max_request_size),
+        **producer_opts,
+    )

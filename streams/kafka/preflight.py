@@ -43,6 +43,11 @@ __all__ = [
 ]
 
 log = logging.getLogger("streams.kafka.preflight")
+#: Where a probe client's own librdkafka logs go: nowhere. Its refusals are expected, and
+#: this module turns them into one line each.
+_SILENT = logging.getLogger("streams.kafka.preflight.librdkafka")
+_SILENT.addHandler(logging.NullHandler())
+_SILENT.propagate = False
 
 _RETRY_GROUP = {
     KafkaError.NOT_COORDINATOR,
@@ -58,7 +63,7 @@ _STATE_SUFFIX = re.compile(r" \(after \d+ms in state \w+\)$")
 class Access:
     """One operation a pipeline needs on one topic or group, and what for."""
 
-    kind: Literal["topic", "group"]
+    kind: Literal["topic", "group", "transactional-id"]
     name: str
     operation: Literal["READ", "WRITE"]
     purpose: str
@@ -74,7 +79,7 @@ class Access:
 
 def required_access(settings: Settings, pipeline: PipelineSettings) -> list[Access]:
     """Every ACL a worker of ``pipeline`` needs (READ and WRITE both imply DESCRIBE)."""
-    group = f"{settings.kafka.group_prefix}.{pipeline.name}"
+    group = settings.group_id(pipeline.name)
     needed = [
         Access("topic", pipeline.input_topic, "READ", "the input"),
         Access("group", group, "READ", "the consumer group's offsets"),
@@ -90,6 +95,11 @@ def required_access(settings: Settings, pipeline: PipelineSettings) -> list[Acce
     for suffix, purpose in state:
         for operation in ("READ", "WRITE"):  # the cache and ledger read back what they write
             needed.append(Access("topic", pipeline.topic(suffix), operation, purpose))
+    transactional_id = settings.transactional_id(pipeline.name)
+    if transactional_id is not None:
+        needed.append(
+            Access("transactional-id", transactional_id, "WRITE", "exactly-once transactions")
+        )
     return needed
 
 
@@ -203,6 +213,8 @@ def check_access(kafka: KafkaSettings, needed: list[Access], timeout_s: float = 
             granted[("topic", topic)] = _granted(described, topic)
         for group in sorted({a.name for a in needed if a.kind == "group"}):
             granted[("group", group)] = _group_granted(admin, group, timeout_s)
+        for tid in sorted({a.name for a in needed if a.kind == "transactional-id"}):
+            granted[("transactional-id", tid)] = _transactional_granted(kafka, tid, timeout_s)
     except KafkaException as exc:
         # Not a refusal but an unreachable or busy cluster: the worker's own bounded waits
         # report that, as they did before this check existed.
@@ -246,6 +258,40 @@ def _group_granted(admin: Any, group: str, timeout_s: float) -> set[str] | None:
             if code not in _RETRY_GROUP or time.monotonic() > deadline:
                 raise
         time.sleep(0.3)
+
+
+def _transactional_granted(kafka: KafkaSettings, tid: str, timeout_s: float) -> set[str] | None:
+    """{"WRITE"} when the cluster lets this client use transactional id ``tid``.
+
+    No admin call reports a transactional id's authorized operations, so this does what
+    the worker is about to do anyway: initialise a transactional producer with that id
+    (which fences an older instance of the same id, as the worker's own start does). The
+    broker refuses it with TRANSACTIONAL_ID_AUTHORIZATION_FAILED without WRITE on the id,
+    or with CLUSTER_AUTHORIZATION_FAILED where it still wants IdempotentWrite.
+    """
+    # The refusal is fatal to this producer, and librdkafka prints it at level 0 (which
+    # log_level cannot hide) before the one line below says the same with its fix.
+    producer = clients.producer(kafka, {"transactional.id": tid, "logger": _SILENT})
+    try:
+        producer.init_transactions(timeout_s)
+    except KafkaException as exc:
+        code = exc.args[0].code() if exc.args else None
+        if code == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+            return set()
+        if code == KafkaError.CLUSTER_AUTHORIZATION_FAILED:
+            raise KafkaAuthorizationFailed(
+                f"the {clients.describe(kafka)} wants IdempotentWrite on the cluster for "
+                f"exactly-once transactions; add the ACL: kafka-acls.sh --bootstrap-server "
+                f"{kafka.bootstrap_servers} --add --allow-principal "
+                f"User:{kafka.username or '<principal>'} --operation IdempotentWrite --cluster",
+                listener=clients.describe(kafka),
+                resource="cluster",
+                name="kafka-cluster",
+                operation="IDEMPOTENT_WRITE",
+            ) from None
+        raise
+    # Nothing was produced: no flush (which would raise on a producer in a fatal state).
+    return {"WRITE"}
 
 
 async def preflight_connection(kafka: KafkaSettings) -> None:

@@ -217,6 +217,11 @@ class AnthropicProvider:
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    def wire_schema(self, schema_name: str, json_schema: dict[str, Any]) -> bytes:
+        """The ``tools`` and ``tool_choice`` bytes every request for this schema carries."""
+        tool = self._tools.get(schema_name, json_schema)
+        return orjson.dumps([tool.tools, tool.tool_choice])
+
     def _body(self, request: CompletionRequest, tool: _Tool) -> dict[str, Any]:
         system = "\n\n".join(m.content for m in request.messages if m.role == "system")
         body: dict[str, Any] = {

@@ -67,6 +67,12 @@ class Provider(Protocol):
     would otherwise (:class:`~streams.errors.ProviderDeploymentFault` for a
     revoked key or a missing model). Callers look it up with
     ``getattr(provider, "probe", None)``.
+
+    Optional too: ``def wire_schema(self, schema_name, json_schema) -> bytes``, the
+    exact JSON bytes of the schema part of the request body (the strict
+    ``response_format``, the tool definition). The cache key hashes them, so a
+    change to what the provider is sent (a transform, a capability profile) is a
+    different key; a provider without it is keyed on the plain schema.
     """
 
     name: str

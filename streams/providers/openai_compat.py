@@ -160,6 +160,10 @@ class OpenAICompatProvider:
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    def wire_schema(self, schema_name: str, json_schema: dict[str, Any]) -> bytes:
+        """The ``response_format`` bytes every request for this schema carries."""
+        return orjson.dumps(self._response_formats.get(schema_name, json_schema))
+
     def _body(self, request: CompletionRequest) -> dict[str, Any]:
         # ``extra`` cannot override what the provider sets, least of all the schema.
         return {

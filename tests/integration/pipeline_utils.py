@@ -122,7 +122,7 @@ def write_config(
     sim: str,
     name: str,
     *,
-    registry: str | None = None,
+    registry: str | dict[str, Any] | None = None,
     timeout_s: float = 5,
     kafka: dict[str, Any] | None = None,
     **worker: Any,
@@ -130,13 +130,15 @@ def write_config(
     """A TOML config for a worker started as a process (`streams run`).
 
     ``kafka`` adds keys to ``[kafka]`` (security settings; a password is better passed
-    as ``STREAMS_KAFKA__PASSWORD`` to :func:`spawn_worker`).
+    as ``STREAMS_KAFKA__PASSWORD`` to :func:`spawn_worker`). ``registry`` is a URL or the
+    ``[registry]`` table (its password is better passed as ``STREAMS_REGISTRY__PASSWORD``).
     """
     worker = {"commit_interval_s": 0.2, "max_in_flight": 32, **worker}
     worker_toml = "\n".join(f"{k} = {json.dumps(v)}" for k, v in worker.items())
     kafka_toml = "\n".join(f"{k} = {json.dumps(v)}" for k, v in (kafka or {}).items())
     # `streams run` refuses an unnamed mock registry: tests name it.
-    registry_toml = f'[registry]\nurl = "{registry or "mock://"}"\n'
+    table = registry if isinstance(registry, dict) else {"url": registry or "mock://"}
+    registry_toml = "[registry]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in table.items())
     path.write_text(
         f"""
 [kafka]

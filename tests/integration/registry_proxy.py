@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import ssl
 import threading
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,11 @@ from typing import Any
 import httpx
 
 from streams.devstack.secure import generate_ca, issue_certificate
+
+#: The credentials the session's proxy accepts: canaries, so a test can grep every output
+#: for them.
+PROXY_TOKEN = f"canary-token-{uuid.uuid4().hex}"
+PROXY_PASSWORD = f"canary-registry-{uuid.uuid4().hex}"
 
 _HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,21 +19,19 @@ from streams.logs import JsonFormatter
 from streams.settings import RegistrySettings, Settings, load_settings
 from tests.integration.kafka_utils import consume_all
 from tests.integration.pipeline_utils import new_name, run_until
-from tests.integration.registry_proxy import RegistryProxy
+from tests.integration.registry_proxy import PROXY_PASSWORD, PROXY_TOKEN, RegistryProxy
 from tests.integration.test_prometheus import mixed_batch
 from tests.integration.test_secure_kafka import prepared, routes_of
 
 pytestmark = pytest.mark.integration
 
-TOKEN = f"canary-token-{uuid.uuid4().hex}"
-PASSWORD = f"canary-registry-{uuid.uuid4().hex}"
+TOKEN = PROXY_TOKEN
+PASSWORD = PROXY_PASSWORD
 
 
-@pytest.fixture(scope="module")
-def proxy(registry_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProxy]:
-    workdir = tmp_path_factory.mktemp("registry-proxy")
-    with RegistryProxy(registry_url, workdir, user="sr-user", password=PASSWORD, token=TOKEN) as p:
-        yield p
+@pytest.fixture
+def proxy(registry_proxy: RegistryProxy) -> RegistryProxy:
+    return registry_proxy
 
 
 def _with_registry(settings: Settings, **registry: Any) -> Settings:

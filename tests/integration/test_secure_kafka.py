@@ -31,6 +31,7 @@ from streams.kafka.preflight import check_connection, required_access
 from streams.settings import Settings, load_settings
 from tests.integration.kafka_utils import ROUTES, consume_all, produce
 from tests.integration.pipeline_utils import new_name, run_until, spawn_worker, write_config
+from tests.integration.registry_proxy import PROXY_PASSWORD, RegistryProxy
 from tests.integration.test_prometheus import Batch, mixed_batch
 
 pytestmark = pytest.mark.integration
@@ -93,25 +94,35 @@ def test_scram_sasl_ssl_worker_process_with_exact_acls(
     secure_kafka: SecureKafka,
     invoice_samples: Path,
     sim_factory: Any,
-    registry_url: str,
+    registry_proxy: RegistryProxy,
     tmp_path: Path,
 ) -> None:
-    """`streams run` over SASL_SSL + SCRAM-SHA-512 with only its ACLs routes every input once,
-    and a second user with READ on the valid topic decodes it with a stock AvroDeserializer."""
+    """The whole secured path in one run, as on a managed cluster: `streams run` over
+    SASL_SSL + SCRAM-SHA-512 with only its ACLs, registering through the registry behind
+    TLS and basic auth, routes every input once; a second user with READ on the valid topic
+    decodes it with a stock AvroDeserializer through the same authenticated registry."""
     batch = mixed_batch(invoice_samples)
     sim = sim_factory(fixture_dirs=[invoice_samples], script=batch.rules)
     name = new_name("scram")
     settings = prepared(secure_kafka, sim, name, batch)
+    assert settings.kafka.effective_sasl_mechanism == "SCRAM-SHA-512"
     kafka_toml = {
         k: v for k, v in secure_kafka.client_settings("worker").items() if k != "password"
     }
+    registry = {
+        "url": registry_proxy.url,
+        "username": "sr-user",
+        "ca_file": str(registry_proxy.ca_file),
+    }
     config = write_config(
         tmp_path / "worker.toml", kafka_toml.pop("bootstrap_servers"), sim, name,
-        registry=registry_url, kafka=kafka_toml,
+        registry=registry, kafka=kafka_toml,
     )  # fmt: skip
     log = tmp_path / "worker.log"
     password = secure_kafka.password("worker")
-    proc = spawn_worker(config, name, log, env={"STREAMS_KAFKA__PASSWORD": password})
+    forwarded, refused = registry_proxy.forwarded, registry_proxy.refused
+    env = {"STREAMS_KAFKA__PASSWORD": password, "STREAMS_REGISTRY__PASSWORD": PROXY_PASSWORD}
+    proc = spawn_worker(config, name, log, env=env)
     try:
         deadline = time.monotonic() + 120
         while sum(routes_of(secure_kafka, name).values()) < len(batch.records):
@@ -121,12 +132,17 @@ def test_scram_sasl_ssl_worker_process_with_exact_acls(
     finally:
         proc.terminate()
         code = proc.wait(40)
-    assert code == 0, log.read_text()[-3000:]
+    text = log.read_text()
+    assert code == 0, text[-3000:]
     assert routes_of(secure_kafka, name) == Counter(batch.expected.values())
-    assert password not in log.read_text()
+    assert password not in text
+    assert PROXY_PASSWORD not in text
+    # The worker registered its schema through the proxy, with the right credentials.
+    assert registry_proxy.forwarded > forwarded
+    assert registry_proxy.refused == refused
 
     # A consumer over SASL_SSL (user `reader`, READ on the valid topic and its own group)
-    # reads the valid records with a stock deserializer through the registry.
+    # reads the valid records with a stock deserializer through the authenticated registry.
     group = f"reader-{name}"
     secure_kafka.grant("reader", [("topic", f"{name}.valid", "READ"), ("group", group, "READ")])
     reader = clients.consumer(
@@ -135,8 +151,9 @@ def test_scram_sasl_ssl_worker_process_with_exact_acls(
     )
     valid = settings.pipelines[0].topic("valid")
     decoded = []
-    with SchemaRegistryClient({"url": registry_url}) as registry:
-        deserialize = AvroDeserializer(registry)
+    reader_registry = load_settings(None, registry={**registry, "password": PROXY_PASSWORD})
+    with clients.schema_registry_client(reader_registry.registry) as client:
+        deserialize = AvroDeserializer(client)
         try:
             reader.subscribe([valid])
             deadline = time.monotonic() + 60
@@ -356,8 +373,8 @@ async def test_an_acl_revoked_while_running_holds_and_loses_nothing(
     secure_kafka: SecureKafka, invoice_samples: Path, sim_factory: Any
 ) -> None:
     """WRITE on the dlq revoked mid-run: the pipeline holds (a deployment fault) and
-    dead-letters nothing; the record stays uncommitted, so with the ACL back a restarted
-    worker routes it exactly once."""
+    dead-letters nothing; with the ACL back, the same worker (no restart) replaces its
+    producer, whose sequence numbers the refusal broke, and routes the record once."""
     batch = mixed_batch(invoice_samples)
     sim = sim_factory(fixture_dirs=[invoice_samples], script=batch.rules)
     name = new_name("revoke")
@@ -367,26 +384,26 @@ async def test_an_acl_revoked_while_running_holds_and_loses_nothing(
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     dlq = ("topic", f"{name}.dlq", "WRITE")
+    expected = Counter(batch.expected.values())
     try:
         await _until(lambda: worker.stats.total_out == len(batch.records), task)
+        first_producer = worker._producer
         secure_kafka.revoke("worker", [dlq])
         produce(secure_kafka.bootstrap, f"{name}.raw", [(b"late", b"\xff\xfe not utf-8")])
         await _until(lambda: worker.guard.state_fault is not None, task)
         assert "TopicAuthorizationFailed" in str(worker.guard.state_fault)
         assert worker.guard.paused
         assert worker.stats.total_out == len(batch.records)
+        assert routes_of(secure_kafka, name) == expected
+
+        secure_kafka.grant("worker", [dlq])
+        await _until(lambda: worker.stats.total_out == len(batch.records) + 1, task)
+        assert not worker.guard.paused
+        assert worker._producer is not first_producer
     finally:
         stop.set()
         await task
         await worker.pipeline.extractor.provider.aclose()
-    assert routes_of(secure_kafka, name) == Counter(batch.expected.values())
-
-    # aiokafka's idempotent producer does not recover its sequence numbers after the
-    # refusal (every later send is OutOfOrderSequenceNumber), so recovery is a restart.
-    secure_kafka.grant("worker", [dlq])
-    again = build_worker(settings, name, registry=registry)
-    await run_until([again], 1)
-    expected = Counter(batch.expected.values())
     expected["dlq"] += 1
     assert routes_of(secure_kafka, name) == expected
 

@@ -66,7 +66,12 @@ def _reference_estimate(text: str) -> int:
             continue  # a lone space folded into the word after it
         else:
             count += 1
-    return count + sum(1 for ch in text if ord(ch) > 127) // 2 + 4
+    extra = 0.0
+    for ch in text:
+        size = len(ch.encode("utf-8", "surrogatepass"))
+        extra += {1: 0, 2: 0.5, 3: 1, 4: 3}[size] + (1 if "\ue000" <= ch <= "\uf8ff" else 0)
+    two_byte_halves = sum(1 for ch in text if 0x80 <= ord(ch) < 0x800) % 2 * 0.5
+    return count + int(extra - two_byte_halves) + 4
 
 
 def test_fast_estimate_equals_the_per_token_scan() -> None:
@@ -76,7 +81,10 @@ def test_fast_estimate_equals_the_per_token_scan() -> None:
     from contracts import SAMPLES_DIR
 
     rng = random.Random(1)
-    alphabet = "abcXYZ 019\t\n\u00a0\u2003\u3000é漢字٣\u200b!€-_.\x1c\x1d\x1e\x1f\x85"
+    alphabet = (
+        "abcXYZ 019\t\n\u00a0\u2003\u3000é漢字٣\u200b!€-_.\x1c\x1d\x1e\x1f\x85"
+        "\ue000\uf8ff\U0001f600\U00020000\ud7ff\U0010ffff"
+    )
     texts = [p.read_text(encoding="utf-8") for p in SAMPLES_DIR.rglob("*.txt")]
     texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 300))) for _ in range(500)]
     for text in texts:

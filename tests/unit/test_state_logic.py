@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from streams.cache_key import CacheKeyParts, cache_key
+from streams.cache_key import CacheKeyParts, cache_key, wire_schema_sha256
+from streams.providers.base import ChatMessage, CompletionRequest
 from streams.state.spend import SpendCaps, SpendLedger
 
 PARTS = CacheKeyParts(
@@ -19,6 +20,8 @@ PARTS = CacheKeyParts(
     temperature=0.0,
     max_output_tokens=1024,
     input_sha256="f" * 64,
+    wire_schema_sha256="a" * 64,
+    repair_version=1,
 )
 
 
@@ -33,6 +36,8 @@ PARTS = CacheKeyParts(
         ("temperature", 0.2),
         ("max_output_tokens", 512),
         ("input_sha256", "e" * 64),
+        ("wire_schema_sha256", "b" * 64),
+        ("repair_version", 2),
     ],
 )
 def test_every_input_of_the_answer_changes_the_cache_key(field: str, value: object) -> None:
@@ -43,6 +48,37 @@ def test_every_input_of_the_answer_changes_the_cache_key(field: str, value: obje
 def test_cache_key_is_stable() -> None:
     """The same parts always give the same key (replays hit the cache)."""
     assert cache_key(PARTS) == cache_key(dataclasses.replace(PARTS))
+
+
+def test_the_key_covers_the_schema_each_provider_sends() -> None:
+    """Two providers that send the same contract schema differently get different keys,
+    and the hash is of the bytes the request body carries."""
+    import orjson
+
+    from streams.providers.anthropic import AnthropicProvider
+    from streams.providers.openai_compat import OpenAICompatProvider
+
+    schema = {"type": "object", "properties": {"a": {"type": "string", "pattern": "^x"}}}
+    openai = OpenAICompatProvider("http://127.0.0.1:9/v1", "m", None)
+    anthropic = AnthropicProvider("http://127.0.0.1:9/v1", "m", None)
+    sent = openai._body(_request(schema))["response_format"]
+    assert openai.wire_schema("s", schema) == orjson.dumps(sent)
+    keys = {
+        wire_schema_sha256(openai, "s", schema),
+        wire_schema_sha256(anthropic, "s", schema),
+        wire_schema_sha256(object(), "s", schema),
+        wire_schema_sha256(openai, "s", {**schema, "required": ["a"]}),
+    }
+    assert len(keys) == 4
+
+
+def _request(schema: dict[str, object]) -> CompletionRequest:
+    return CompletionRequest(
+        messages=(ChatMessage("user", "x"),),
+        schema_name="s",
+        json_schema=schema,
+        max_output_tokens=8,
+    )
 
 
 def test_caps_per_scope() -> None:
@@ -79,8 +115,10 @@ def test_malformed_claims_are_ignored() -> None:
 
 
 def test_cache_key_bytes_are_pinned() -> None:
-    """The key's canonical JSON never changes with a codec swap (orjson is not used here)."""
-    assert cache_key(PARTS) == "7873fcdc009aecb23f145bb2ed63673324853d6b063486cf9b8b1bcbaf07bfb0"
+    """The key's canonical JSON never changes with a codec swap (orjson is not used here).
+    A deliberate change bumps the key's ``v`` and this value together (v3: schema sent and
+    repair version)."""
+    assert cache_key(PARTS) == "2e05d6207958d285a455d8d832d2e4fbc28de4b23426b0c624ff29275580668d"
 
 
 def test_cache_entry_bytes_are_pinned() -> None:
