@@ -13,7 +13,8 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	@# setuptools prints an "Editable installation" notice (a warning, twice) on every
 	@# editable install; it is information only, and noise on a newcomer's first screen.
-	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install --quiet -e '.[dev]'
+	@# The faust extra: its engine's tests run in `make test`, and `make bench` runs faust peers.
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install --quiet -e '.[dev,faust]'
 	@touch $@
 
 demo: install

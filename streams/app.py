@@ -26,7 +26,14 @@ from streams.state import KafkaTable, SpendLedger
 from streams.state.spend import SpendCaps
 from streams.worker import OutcomeHook, Resource, Worker
 
-__all__ = ["build_pipeline", "build_worker", "registry_check", "registry_client", "run_worker"]
+__all__ = [
+    "build_pipeline",
+    "build_worker",
+    "pipeline_resources",
+    "registry_check",
+    "registry_client",
+    "run_worker",
+]
 
 log = logging.getLogger("streams.app")
 
@@ -184,15 +191,24 @@ def build_worker(
     on_outcome: OutcomeHook | None = None,
 ) -> Worker:
     pipeline = build_pipeline(settings, name, provider=provider, registry=registry)
+    return Worker(
+        settings,
+        pipeline,
+        metrics=metrics,
+        on_outcome=on_outcome,
+        resources=pipeline_resources(pipeline),
+    )
+
+
+def pipeline_resources(pipeline: Pipeline) -> tuple[Resource, ...]:
+    """What an engine starts before consuming and stops after: the Kafka-backed state."""
     resources: list[Resource] = []
     extractor = pipeline.extractor
     if isinstance(extractor.cache, KafkaTable):
         resources.append(extractor.cache)
     if isinstance(extractor.spend, SpendLedger):
         resources.append(extractor.spend)
-    return Worker(
-        settings, pipeline, metrics=metrics, on_outcome=on_outcome, resources=tuple(resources)
-    )
+    return tuple(resources)
 
 
 async def run_worker(

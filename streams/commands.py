@@ -55,6 +55,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "worker.shutdown_timeout_s + 8 s, and worker.metrics_port serves all children's "
         "metrics (Prometheus multiprocess mode)",
     )
+    run.add_argument(
+        "--engine",
+        choices=["native", "faust"],
+        default="native",
+        help="native (default): the aiokafka worker, exactly-once capable and fastest. "
+        "faust: the pipeline as a faust app's agent (streams.faust_app; needs the faust "
+        "extra), for joining an existing faust deployment; one process, metrics and "
+        "/livez /readyz on faust's web server at worker.metrics_port (default 6066)",
+    )
     # Set by the supervisor (streams.supervisor) on each child it starts.
     run.add_argument("--child-index", type=int, default=None, help=argparse.SUPPRESS)
     run.add_argument("--supervisor-pid", type=int, default=None, help=argparse.SUPPRESS)
@@ -244,6 +253,13 @@ def _run(args: argparse.Namespace) -> int:
     settings.pipeline(args.pipeline)
     configure_logging(args.log_level)
     check_registry(settings)
+    if args.engine == "faust":
+        if args.processes > 1:
+            raise ConfigError("--engine faust runs one process; start more faust workers instead")
+        from streams.faust_app import run_app
+
+        run_app(settings, args.pipeline, args.log_level)
+        return 0
     if args.processes > 1:
         from streams.supervisor import Supervisor
 

@@ -62,6 +62,11 @@ class OffsetTracker:
         if part is not None:
             part.done(offset)
 
+    def committable(self, tp: Hashable) -> int | None:
+        """The offset ``tp`` may be committed up to now: its lowest unfinished one."""
+        part = self._parts.get(tp)
+        return part.committable() if part is not None else None
+
     def in_flight(self, tp: Hashable | None = None) -> int:
         if tp is not None:
             part = self._parts.get(tp)

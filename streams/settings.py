@@ -464,6 +464,15 @@ class Settings(BaseSettings):
             return None
         return f"{self.group_id(pipeline)}.{self.worker.instance_id}"
 
+    @property
+    def revoke_drain_s(self) -> float:
+        """How long a revoke drains in-flight records (every engine): a fraction of the
+        rebalance timeout, so a draining member is never dropped from the group."""
+        return min(
+            self.worker.shutdown_timeout_s,
+            self.worker.revoke_drain_fraction * self.kafka.rebalance_timeout_ms / 1000,
+        )
+
     def pipeline(self, name: str) -> PipelineSettings:
         for p in self.pipelines:
             if p.name == name:

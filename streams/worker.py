@@ -46,7 +46,6 @@ from streams.offsets import KeyedChains, OffsetTracker
 from streams.pipeline import Outcome, Pipeline
 from streams.reporting import WorkerReport
 from streams.settings import Settings
-from streams.state.admin import TopicSpec, ensure_topics, max_message_bytes, partition_count
 
 __all__ = ["Worker", "WorkerStats"]
 
@@ -115,10 +114,7 @@ class Worker:
         #: Bounds the SIGTERM drain; a revoke drains for at most a fraction of the
         #: rebalance timeout, so a draining member is never dropped from the group.
         self.shutdown_timeout_s = worker.shutdown_timeout_s
-        self.revoke_timeout_s = min(
-            worker.shutdown_timeout_s,
-            worker.revoke_drain_fraction * kafka.rebalance_timeout_ms / 1000,
-        )
+        self.revoke_timeout_s = settings.revoke_drain_s
         self.exactly_once = worker.exactly_once
         self.instance_id = worker.instance_id
         self.group_id = settings.group_id(pipeline.name)
@@ -159,7 +155,7 @@ class Worker:
         # Credentials, certificates and ACLs fail here in one line, before anything is read.
         await preflight_connection(kafka)
         await preflight_access(self.settings, self.pipeline.settings)
-        await self._ensure_output_topics()
+        await self.output.prepare(kafka)
         self._producer = self._make_producer()
         client_id = f"{kafka.client_id}.{self.pipeline.name}"
         self._consumer = clients.aio_consumer(
@@ -228,24 +224,6 @@ class Worker:
                 await asyncio.wait_for(closer, timeout=5.0)
             except Exception as exc:  # closing must go on: every client gets its stop()
                 log.warning("closing %s failed: %r", getattr(closer, "__qualname__", closer), exc)
-
-    async def _ensure_output_topics(self) -> None:
-        """Create the four output topics with the input topic's partition count."""
-        bootstrap = self.settings.kafka
-        parts = await partition_count(bootstrap, self.pipeline.settings.input_topic)
-        topics = [self.pipeline.settings.topic(r.value) for r in Route]
-        await ensure_topics(bootstrap, [TopicSpec(t, parts or -1) for t in topics])
-        limits = await max_message_bytes(bootstrap, topics)
-        smallest = min(limits.values()) if limits else None
-        self.output.limit = output_size_limit(self.settings.kafka.max_request_size, smallest)
-        if smallest is not None and smallest < self.settings.kafka.max_request_size:
-            log.info(
-                "output topics accept %d bytes (max.message.bytes), below kafka.max_request_size "
-                "%d; outcomes over %d bytes go to the DLQ as output_too_large",
-                smallest,
-                self.settings.kafka.max_request_size,
-                self.output.limit,
-            )
 
     async def _loop(self, stop: asyncio.Event) -> None:
         assert self._consumer is not None

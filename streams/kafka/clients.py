@@ -48,6 +48,7 @@ __all__ = [
     "as_settings",
     "consumer",
     "describe",
+    "faust_app_options",
     "librdkafka_config",
     "producer",
     "schema_registry_client",
@@ -181,6 +182,44 @@ def aio_producer(target: KafkaTarget, **options: Any) -> AIOKafkaProducer:
 def aio_consumer(target: KafkaTarget, *topics: str, **options: Any) -> AIOKafkaConsumer:
     """An aiokafka consumer (not started)."""
     return AIOKafkaConsumer(*topics, **aiokafka_options(target, options))
+
+
+def faust_app_options(target: KafkaTarget, **options: Any) -> dict[str, Any]:
+    """The keyword arguments of a ``faust.App``: broker URL and credentials, then ``options``.
+
+    faust builds its aiokafka clients itself from ``broker`` and ``broker_credentials``;
+    the credentials are translated from :func:`aiokafka_options`, so the TLS context, the
+    SASL mechanism and the OAuth token provider are the very objects every other client
+    gets. faust is an optional extra (``[faust]``): it is imported only here, on use.
+    (The ``kafka.aiokafka`` passthrough does not reach faust's clients: faust has no
+    door for arbitrary aiokafka arguments.)
+    """
+    from faust.auth import OAuthCredentials, SASLCredentials, SSLCredentials
+
+    kafka = as_settings(target)
+    auth = aiokafka_options(kafka)
+    credentials: Any = None
+    mechanism = auth.get("sasl_mechanism")
+    if mechanism == "OAUTHBEARER":
+        credentials = OAuthCredentials(
+            oauth_cb=auth["sasl_oauth_token_provider"], ssl_context=auth.get("ssl_context")
+        )
+    elif mechanism is not None:
+        credentials = SASLCredentials(
+            username=auth["sasl_plain_username"],
+            password=auth["sasl_plain_password"],
+            ssl_context=auth.get("ssl_context"),
+            mechanism=mechanism,
+        )
+    elif "ssl_context" in auth:
+        credentials = SSLCredentials(auth["ssl_context"])
+    if credentials is not None:
+        # faust infers SASL_SSL from a context; SASL_PLAINTEXT must be said explicitly.
+        from faust.types.auth import AuthProtocol
+
+        credentials.protocol = AuthProtocol(kafka.security_protocol)
+    servers = ";".join(f"kafka://{s.strip()}" for s in kafka.bootstrap_servers.split(","))
+    return {"broker": servers, "broker_credentials": credentials, **options}
 
 
 def schema_registry_config(

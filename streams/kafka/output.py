@@ -22,10 +22,13 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber
 
 from streams.envelope import RawRecord
+from streams.errors import Route
 from streams.guard import ProviderGuard
-from streams.kafka.produce import ProduceFault, classify_produce_error
+from streams.kafka.produce import ProduceFault, classify_produce_error, output_size_limit
 from streams.metrics import Metrics
 from streams.pipeline import Outcome, Pipeline
+from streams.settings import KafkaSettings
+from streams.state.admin import TopicSpec, ensure_topics, max_message_bytes, partition_count
 
 __all__ = ["Output"]
 
@@ -123,6 +126,24 @@ class Output:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
+
+    async def prepare(self, kafka: KafkaSettings) -> None:
+        """Create the four output topics with the input topic's partition count, and lower
+        :attr:`limit` to the smallest ``max.message.bytes`` among them (every engine)."""
+        parts = await partition_count(kafka, self.pipeline.settings.input_topic)
+        topics = [self.pipeline.settings.topic(r.value) for r in Route]
+        await ensure_topics(kafka, [TopicSpec(t, parts or -1) for t in topics])
+        limits = await max_message_bytes(kafka, topics)
+        smallest = min(limits.values()) if limits else None
+        self.limit = output_size_limit(kafka.max_request_size, smallest)
+        if smallest is not None and smallest < kafka.max_request_size:
+            log.info(
+                "output topics accept %d bytes (max.message.bytes), below kafka.max_request_size "
+                "%d; outcomes over %d bytes go to the DLQ as output_too_large",
+                smallest,
+                kafka.max_request_size,
+                self.limit,
+            )
 
     async def _renew(self, stale: AIOKafkaProducer) -> AIOKafkaProducer:
         """A started replacement for ``stale`` (made once, whoever asks first)."""

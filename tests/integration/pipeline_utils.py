@@ -169,13 +169,20 @@ contract_version = 1
 
 
 def spawn_worker(
-    config: Path, name: str, log: Path, env: dict[str, str] | None = None
+    config: Path,
+    name: str,
+    log: Path,
+    env: dict[str, str] | None = None,
+    *,
+    engine: str = "native",
 ) -> subprocess.Popen[bytes]:
-    """`streams run NAME --config CONFIG` in a child process, output appended to ``log``."""
+    """`streams run NAME --config CONFIG --engine ENGINE` in a child process, output
+    appended to ``log``."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    argv = ["run", name, "--config", str(config), "--engine", engine]
     with log.open("ab") as sink:
         return subprocess.Popen(
-            [sys.executable, "-m", "streams", "run", name, "--config", str(config)],
+            [sys.executable, "-m", "streams", *argv],
             cwd=REPO,
             stdout=sink,
             stderr=subprocess.STDOUT,
