@@ -452,15 +452,6 @@ class Settings(BaseSettings):
         # Environment beats the file, which is passed in as init kwargs.
         return (env_settings, init_settings)
 
-    @property
-    def revoke_drain_s(self) -> float:
-        """How long a revoke drains in-flight records (every engine): a fraction of the
-        rebalance timeout, so a draining member is never dropped from the group."""
-        return min(
-            self.worker.shutdown_timeout_s,
-            self.worker.revoke_drain_fraction * self.kafka.rebalance_timeout_ms / 1000,
-        )
-
     def group_id(self, pipeline: str) -> str:
         """The consumer group of ``pipeline``'s workers (the replay and lag commands use it)."""
         return f"{self.kafka.group_prefix}.{pipeline}"
@@ -472,6 +463,15 @@ class Settings(BaseSettings):
         if not self.worker.exactly_once:
             return None
         return f"{self.group_id(pipeline)}.{self.worker.instance_id}"
+
+    @property
+    def revoke_drain_s(self) -> float:
+        """How long a revoke drains in-flight records (every engine): a fraction of the
+        rebalance timeout, so a draining member is never dropped from the group."""
+        return min(
+            self.worker.shutdown_timeout_s,
+            self.worker.revoke_drain_fraction * self.kafka.rebalance_timeout_ms / 1000,
+        )
 
     def pipeline(self, name: str) -> PipelineSettings:
         for p in self.pipelines:
