@@ -6,7 +6,8 @@ Two rules keep concurrency from losing records:
   offset is the smallest offset still in flight, or one past the highest offset
   finished when nothing is in flight. A crash can then only cause
   re-processing, never a gap. (faust's ``agent(concurrency=N)`` commits past
-  in-flight messages: faust-streaming issue 606.)
+  in-flight messages: faust-streaming issue 606. The faust engine's
+  :class:`streams.faust_app.SafeConsumer` commits from this tracker instead.)
 * **Same key, same order.** Records with the same key form a chain: each waits
   for its predecessor to finish before it starts. Keyless records are
   independent, as Kafka gives them no ordering beyond the partition.

@@ -37,7 +37,7 @@ from aiokafka.errors import CommitFailedError, KafkaError, ProducerFenced
 from streams.envelope import RawRecord
 from streams.errors import Route
 from streams.kafka import clients
-from streams.kafka.output import Output
+from streams.kafka.output import Output, output_producer
 from streams.kafka.preflight import preflight_access, preflight_connection
 from streams.kafka.produce import ProduceFault, classify_produce_error, output_size_limit
 from streams.kafka.rescue import UNPARSEABLE_FETCH, read_at
@@ -48,9 +48,6 @@ from streams.reporting import WorkerReport
 from streams.settings import Settings
 
 __all__ = ["Worker", "WorkerStats"]
-
-#: The producer's batch per partition: many records per produce request.
-_MAX_BATCH_BYTES = 256 * 1024
 
 log = logging.getLogger("streams.worker")
 
@@ -189,24 +186,7 @@ class Worker:
             await self._close(started)
 
     def _make_producer(self) -> AIOKafkaProducer:
-        kafka = self.settings.kafka
-        producer_opts: dict[str, Any] = {}
-        transactional_id = self.settings.transactional_id(self.pipeline.name)
-        if transactional_id is not None:
-            producer_opts["transactional_id"] = transactional_id
-        client_id = f"{kafka.client_id}.{self.pipeline.name}"
-        return clients.aio_producer(
-            kafka,
-            client_id=client_id,
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=5,
-            max_request_size=kafka.max_request_size,
-            # aiokafka's default batch (16 KiB) holds a handful of valid records; once it
-            # is full every further send waits for a drain on a timer of its own.
-            max_batch_size=min(_MAX_BATCH_BYTES, kafka.max_request_size),
-            **producer_opts,
-        )
+        return output_producer(self.settings, self.pipeline.name)
 
     def _set_producer(self, producer: AIOKafkaProducer) -> None:
         self._producer = producer

@@ -127,7 +127,7 @@ def create_app(settings: Settings, names: list[str] | None = None) -> Extraction
             "broken upstream: faust-streaming issues 517, 323, 440); run the native worker "
             "(streams run without --engine faust) or set worker.exactly_once = false"
         )
-    app_id = f"{kafka.group_prefix}.{names[0] if len(names) == 1 else 'faust'}"
+    app_id = settings.group_id(names[0] if len(names) == 1 else "faust")
     # faust wants a data directory (for tables, which the pipelines do not use).
     datadir = Path(tempfile.gettempdir()) / "streams-faust"
     datadir.mkdir(parents=True, exist_ok=True)

@@ -30,8 +30,7 @@ from aiokafka import AIOKafkaProducer
 from faust.types import TP, EventT, Message
 
 from streams.envelope import RawRecord
-from streams.kafka import clients
-from streams.kafka.output import Output
+from streams.kafka.output import Output, output_producer
 from streams.kafka.preflight import preflight_access, preflight_connection
 from streams.kafka.produce import output_size_limit
 from streams.metrics import Metrics
@@ -44,9 +43,6 @@ from streams.worker import Resource
 __all__ = ["PipelineAgent"]
 
 log = logging.getLogger("streams.faust")
-
-#: The producer's batch per partition, as the native worker's.
-_MAX_BATCH_BYTES = 256 * 1024
 
 
 class PipelineAgent:
@@ -70,7 +66,12 @@ class PipelineAgent:
         self.guard = pipeline.extractor.guard
         kafka = settings.kafka
         self.output = Output(
-            pipeline, self.guard, metrics, output_size_limit(kafka.max_request_size, None)
+            pipeline,
+            self.guard,
+            metrics,
+            output_size_limit(kafka.max_request_size, None),
+            make_producer=self._make_producer,
+            on_renewed=self._set_producer,
         )
         pipeline.extractor.on_cache_lookup = self.report.cache_lookup
         pipeline.extractor.on_cache_rejected = self.report.cache_rejected
@@ -92,17 +93,16 @@ class PipelineAgent:
         for resource in self.resources:
             await resource.start()
             self._started.append(resource)
-        self._producer = clients.aio_producer(
-            kafka,
-            client_id=f"{kafka.client_id}.{self.pipeline.name}",
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=5,
-            max_request_size=kafka.max_request_size,
-            max_batch_size=min(_MAX_BATCH_BYTES, kafka.max_request_size),
-        )
+        self._producer = self._make_producer()
         await self._producer.start()
         self._ready.set()
+
+    def _make_producer(self) -> AIOKafkaProducer:
+        return output_producer(self.settings, self.pipeline.name)
+
+    def _set_producer(self, producer: AIOKafkaProducer) -> None:
+        # Output replaced a producer that lost its sequence numbers; stop() closes this one.
+        self._producer = producer
 
     async def consume(self, events: AsyncIterator[EventT[Any]]) -> None:
         """The agent's body: accept every event of the (``noack``) stream."""

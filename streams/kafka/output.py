@@ -24,13 +24,17 @@ from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber
 from streams.envelope import RawRecord
 from streams.errors import Route
 from streams.guard import ProviderGuard
+from streams.kafka import clients
 from streams.kafka.produce import ProduceFault, classify_produce_error, output_size_limit
 from streams.metrics import Metrics
 from streams.pipeline import Outcome, Pipeline
-from streams.settings import KafkaSettings
+from streams.settings import KafkaSettings, Settings
 from streams.state.admin import TopicSpec, ensure_topics, max_message_bytes, partition_count
 
-__all__ = ["Output"]
+__all__ = ["Output", "output_producer"]
+
+#: The producer's batch per partition: many records per produce request.
+_MAX_BATCH_BYTES = 256 * 1024
 
 log = logging.getLogger("streams.worker")
 
@@ -171,3 +175,25 @@ async def _stop(producer: AIOKafkaProducer) -> None:
         await asyncio.wait_for(producer.stop(), 10.0)
     except Exception as exc:  # a dead producer's close must not crash the worker
         log.info("closing the replaced producer failed: %r", exc)
+
+
+def output_producer(settings: Settings, pipeline: str) -> AIOKafkaProducer:
+    """The producer of ``pipeline``'s outcomes (not started), for every engine: idempotent,
+    ``acks=all``, transactional with ``worker.exactly_once``."""
+    kafka = settings.kafka
+    producer_opts: dict[str, object] = {}
+    transactional_id = settings.transactional_id(pipeline)
+    if transactional_id is not None:
+        producer_opts["transactional_id"] = transactional_id
+    return clients.aio_producer(
+        kafka,
+        client_id=f"{kafka.client_id}.{pipeline}",
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=5,
+        max_request_size=kafka.max_request_size,
+        # aiokafka's default batch (16 KiB) holds a handful of valid records; once it
+        # is full every further send waits for a drain on a timer of its own.
+        max_batch_size=min(_MAX_BATCH_BYTES, kafka.max_request_size),
+        **producer_opts,
+    )

@@ -39,6 +39,7 @@ from streams.textnorm import text_sha256
 from tests.integration.kafka_utils import (
     ROUTES,
     Message,
+    _watermarks,
     committed_vs_end,
     consume_all,
     produce,
@@ -135,7 +136,8 @@ def _output_count(bootstrap: str, name: str) -> int:
         for route in ROUTES:
             meta = cluster.get(f"{name}.{route}")
             for p in meta.partitions if meta is not None else ():
-                total += consumer.get_watermark_offsets(TopicPartition(meta.topic, p), 10)[1]
+                # Retried while a just-created output partition elects its leader.
+                total += _watermarks(consumer, TopicPartition(meta.topic, p))[1]
         return total
     finally:
         consumer.close()
