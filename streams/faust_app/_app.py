@@ -148,6 +148,10 @@ def create_app(settings: Settings, names: list[str] | None = None) -> Extraction
             stream_wait_empty=False,
             # The raw topics are the user's; faust would create them with its own counts.
             topic_allow_declare=False,
+            # No leader election: nothing here runs on the leader only, and its topic
+            # (``<id>-__assignor-__leader``) would be one more internal topic to create,
+            # or an ERROR at every start where it is not allowed.
+            topic_disable_leader=True,
             key_serializer="raw",
             value_serializer="raw",
             datadir=str(datadir / app_id),

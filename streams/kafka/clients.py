@@ -77,7 +77,11 @@ def librdkafka_config(
 ) -> dict[str, Any]:
     """The confluent-kafka (librdkafka) config: security, passthrough, then ``options``."""
     kafka = as_settings(target)
-    config: dict[str, Any] = dict(kafka.librdkafka)
+    # librdkafka prints its informational lines (level 6, e.g. an admin client's
+    # "Purging 1 unserved events from background queue" at close) straight to stderr;
+    # warnings and errors still print. The passthrough can raise it for debugging.
+    config: dict[str, Any] = {"log_level": 4}
+    config.update(kafka.librdkafka)
     config.update(options or {})
     config["bootstrap.servers"] = kafka.bootstrap_servers
     config["security.protocol"] = kafka.security_protocol.lower()
