@@ -103,6 +103,11 @@ def pem(tmp_path: Path) -> Path:
     return path
 
 
+def test_the_passthrough_can_raise_librdkafkas_log_level() -> None:
+    kafka = KafkaSettings(bootstrap_servers="127.0.0.1:9092", librdkafka={"log_level": 7})
+    assert clients.librdkafka_config(kafka)["log_level"] == 7
+
+
 def test_plaintext_bare_address_has_no_security(pem: Path) -> None:
     """A bare host:port is a PLAINTEXT broker: no SASL or TLS keys in either config."""
     rd = clients.librdkafka_config("127.0.0.1:9092", {"group.id": "g"})
@@ -110,6 +115,7 @@ def test_plaintext_bare_address_has_no_security(pem: Path) -> None:
         "bootstrap.servers": "127.0.0.1:9092",
         "group.id": "g",
         "security.protocol": "plaintext",
+        "log_level": 4,  # warnings and errors only: no info lines on stderr
     }
     aio = clients.aiokafka_options("127.0.0.1:9092")
     assert aio == {"bootstrap_servers": "127.0.0.1:9092", "security_protocol": "PLAINTEXT"}
