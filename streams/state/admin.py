@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import TopicPartition
 from confluent_kafka import KafkaError, KafkaException
@@ -81,7 +83,31 @@ def _ensure(kafka: KafkaTarget, specs: list[TopicSpec]) -> list[str]:
                     operation="CREATE",
                 ) from None
             raise StateStoreError(f"could not create topic {name}: {exc}") from exc
+    _await_leaders(admin, created)
     return created
+
+
+def _await_leaders(admin: Any, topics: list[str], timeout_s: float = 10.0) -> None:
+    """Wait (bounded) until every partition of the new ``topics`` has a leader.
+
+    A topic is created before its partitions have leaders; a client that reads or writes
+    it at once gets NOT_LEADER_FOR_PARTITION, which aiokafka logs as an ERROR and then
+    retries. Past the bound the clients' own retries take over, as before.
+    """
+    deadline = time.monotonic() + timeout_s
+    pending = set(topics)
+    while pending and time.monotonic() < deadline:
+        meta = admin.list_topics(timeout=5).topics
+        pending = {
+            t
+            for t in pending
+            if t not in meta
+            or meta[t].error is not None
+            or not meta[t].partitions
+            or any(p.leader < 0 or p.error is not None for p in meta[t].partitions.values())
+        }
+        if pending:
+            time.sleep(0.1)
 
 
 async def ensure_topics(kafka: KafkaTarget, specs: Iterable[TopicSpec]) -> None:
