@@ -98,6 +98,8 @@ def test_every_sample_is_written_byte_for_byte_as_fastavro_writes_it(
     [
         Decimal("0"),
         Decimal("0.00"),
+        Decimal("-0"),
+        Decimal("0E-2"),
         Decimal("-0.01"),
         Decimal("127.99"),
         Decimal("-128"),
