@@ -280,6 +280,21 @@ def to_avro_datum(record: BaseModel) -> dict[str, Any]:
 
 def grounding_datum(grounding: Grounding) -> dict[str, Any]:
     """The ``grounding`` datum for a value record, from :func:`streams.grounding.ground`."""
+    stored = getattr(grounding, "stored", None)
+    if stored is not None:  # read back from the result cache: no dataclasses built
+        return {
+            "coverage": grounding.coverage,
+            "fields": [
+                {
+                    "path": f["path"],
+                    "found": f["found"],
+                    "start": None if (span := f["span"]) is None else span["start"],
+                    "end": None if span is None else span["end"],
+                    "method": f["method"],
+                }
+                for f in stored
+            ],
+        }
     return {
         "coverage": grounding.coverage,
         "fields": [

@@ -13,6 +13,7 @@ import base64
 import io
 import json
 import struct
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -21,6 +22,7 @@ import httpx
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from streams._avro_writer import Unsupported, compile_writer
 from streams.avro_schema import GROUNDING_SCHEMA, avro_schema_for, to_avro_datum
 from streams.contract import ContractVersion
 from streams.errors import ConfigError, EncodingError
@@ -51,6 +53,13 @@ class AvroWireEncoder:
         self.parsed = fastavro.parse_schema(self.schema_dict)
         self._registry = registry
         self._schema_id: int | None = None
+        #: fastavro's bytes, written by closures compiled for this schema (None: a type
+        #: the compiled writer leaves to fastavro, see streams._avro_writer).
+        self._writer: Callable[[Any], bytes] | None
+        try:
+            self._writer = compile_writer(self.schema_dict)
+        except Unsupported:
+            self._writer = None
         self._has_grounding = any(f["name"] == "grounding" for f in self.schema_dict["fields"])
         last = self.schema_dict["fields"][-1]
         #: The grounding is the value's last field, in the shape this module writes by
@@ -126,18 +135,29 @@ class AvroWireEncoder:
                 raise EncodingError(f"Avro encoding failed: grounding: {exc}") from exc
         elif self._has_grounding:
             datum["grounding"] = grounding
-        buf = io.BytesIO()
-        buf.write(struct.pack(">bI", _MAGIC, self.schema_id))
-        try:
-            fastavro.schemaless_writer(buf, self.parsed, datum)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise EncodingError(f"Avro encoding failed: {exc}") from exc
+        header = struct.pack(">bI", _MAGIC, self.schema_id)
+        body = self._compiled(datum)
+        if body is None:
+            buf = io.BytesIO()
+            try:
+                fastavro.schemaless_writer(buf, self.parsed, datum)
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                raise EncodingError(f"Avro encoding failed: {exc}") from exc
+            body = buf.getvalue()
         if not tail:
-            return buf.getvalue()
-        body = buf.getbuffer()
+            return header + body
         if body[-1] != 0:  # pragma: no cover - the null branch is always one 0 byte
             raise EncodingError("Avro encoding failed: grounding is not the value's last field")
-        return bytes(body[:-1]) + tail
+        return header + body[:-1] + tail
+
+    def _compiled(self, datum: dict[str, Any]) -> bytes | None:
+        """The compiled writer's bytes, or None: fastavro writes this value (or says why not)."""
+        if self._writer is None:
+            return None
+        try:
+            return self._writer(datum)
+        except (Unsupported, ValueError, TypeError, KeyError, AttributeError, OverflowError):
+            return None
 
 
 _INT32 = 2**31

@@ -100,6 +100,13 @@ class Grounding:
     fields: tuple[FieldGrounding, ...]
     coverage: float
 
+    def __eq__(self, other: object) -> bool:
+        # By value, so a grounding read back from the cache (a _StoredGrounding) equals
+        # the one computed when the entry was written.
+        if not isinstance(other, Grounding):
+            return NotImplemented
+        return (self.fields, self.coverage) == (other.fields, other.coverage)
+
     def missing(self) -> list[str]:
         """Paths of the considered values that do not appear in the source."""
         return [f.path for f in self.fields if f.considered and not f.found]
@@ -109,20 +116,77 @@ class Grounding:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Grounding:
-        """Inverse of :meth:`as_dict` (the result cache stores groundings this way)."""
-        fields = tuple(
-            FieldGrounding(
-                path=str(f["path"]),
-                value=str(f["value"]),
-                found=bool(f["found"]),
-                span=None
-                if f["span"] is None
-                else Span(int(f["span"]["start"]), int(f["span"]["end"])),
-                method=str(f["method"]),
+        """Inverse of :meth:`as_dict` (the result cache stores groundings this way).
+
+        Data in exactly the shape :meth:`as_dict` writes is kept as it is, and its
+        fields are built only if asked for: a replayed cache hit needs its coverage
+        and its Avro datum (:attr:`_StoredGrounding.stored`), not a dataclass per leaf.
+        """
+        coverage, stored = data["coverage"], data["fields"]
+        if type(coverage) is float and type(stored) is list and all(map(_canonical, stored)):
+            return _StoredGrounding(coverage, stored)
+        return cls(fields=_fields_from(stored), coverage=float(coverage))
+
+
+class _StoredGrounding(Grounding):
+    """A :class:`Grounding` kept as the dicts :meth:`Grounding.as_dict` wrote.
+
+    ``fields`` is built on first access and is then equal to what
+    :meth:`Grounding.from_dict` builds eagerly.
+    """
+
+    stored: list[dict[str, Any]]
+
+    def __init__(self, coverage: float, stored: list[dict[str, Any]]) -> None:
+        object.__setattr__(self, "coverage", coverage)
+        object.__setattr__(self, "stored", stored)
+
+    def __getattr__(self, name: str) -> Any:
+        if name != "fields":
+            raise AttributeError(name)
+        fields = _fields_from(self.stored)
+        object.__setattr__(self, "fields", fields)
+        return fields
+
+    def __repr__(self) -> str:
+        return f"Grounding(fields={self.fields!r}, coverage={self.coverage!r})"
+
+
+def _canonical(f: Any) -> bool:
+    """Whether ``f`` is a field dict exactly as :meth:`FieldGrounding.as_dict` writes it."""
+    if type(f) is not dict or len(f) != 5:
+        return False
+    span = f.get("span")
+    return (
+        type(f.get("path")) is str
+        and type(f.get("value")) is str
+        and type(f.get("found")) is bool
+        and type(f.get("method")) is str
+        and (
+            span is None
+            or (
+                type(span) is dict
+                and len(span) == 2
+                and type(span.get("start")) is int
+                and type(span.get("end")) is int
             )
-            for f in data["fields"]
         )
-        return cls(fields=fields, coverage=float(data["coverage"]))
+    )
+
+
+def _fields_from(stored: Any) -> tuple[FieldGrounding, ...]:
+    return tuple(
+        FieldGrounding(
+            path=str(f["path"]),
+            value=str(f["value"]),
+            found=bool(f["found"]),
+            span=None
+            if f["span"] is None
+            else Span(int(f["span"]["start"]), int(f["span"]["end"])),
+            method=str(f["method"]),
+        )
+        for f in stored
+    )
 
 
 def ground(

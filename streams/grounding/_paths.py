@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterator, Mapping
+from datetime import date, datetime
+from decimal import Decimal
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -18,6 +20,7 @@ from pydantic import BaseModel
 
 __all__ = ["PathGlob", "leaves"]
 
+_SCALARS = frozenset({str, int, float, bool, Decimal, date, datetime, type(None)})
 _PART = re.compile(r"\[([^\]]*)\]|([^.\[\]]+)")
 
 
@@ -26,17 +29,38 @@ def leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
     if isinstance(value, BaseModel):
         # model_dump keeps Decimal, date and enum values and adds computed fields.
         value = value.model_dump(mode="python")
+    out: list[tuple[str, Any]] = []
+    _collect(value, path, out)  # one list, not a generator per level: it runs per record
+    return iter(out)
+
+
+def _collect(value: Any, path: str, out: list[tuple[str, Any]]) -> None:
+    kind = type(value)
+    # Exact types first: isinstance against BaseModel or Mapping is an ABC check.
+    if kind in _SCALARS:
+        out.append((path, value))
+        return
+    if kind is dict:
+        for key, item in value.items():
+            _collect(item, f"{path}.{key}" if path else str(key), out)
+        return
+    if kind is list:
+        for i, item in enumerate(value):
+            _collect(item, f"{path}[{i}]", out)
+        return
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="python")
     if isinstance(value, Mapping):
         for key, item in value.items():
-            yield from leaves(item, f"{path}.{key}" if path else str(key))
+            _collect(item, f"{path}.{key}" if path else str(key), out)
     elif isinstance(value, list | tuple):
         for i, item in enumerate(value):
-            yield from leaves(item, f"{path}[{i}]")
+            _collect(item, f"{path}[{i}]", out)
     elif isinstance(value, set | frozenset):
         for i, item in enumerate(sorted(value, key=repr)):
-            yield from leaves(item, f"{path}[{i}]")
+            _collect(item, f"{path}[{i}]", out)
     else:
-        yield path, value
+        out.append((path, value))
 
 
 def _parts(path: str) -> tuple[tuple[str, bool], ...]:

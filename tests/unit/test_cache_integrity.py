@@ -6,12 +6,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import json
 from types import SimpleNamespace
 
 from contracts import SAMPLES_DIR, get_contract
 from streams.attempts import Extraction
+from streams.avro_schema import grounding_datum
 from streams.cache_entry import decode_entry, encode_entry
-from streams.grounding import ground
+from streams.grounding import Grounding, ground
 from streams.state.table import KafkaTable
 
 CONTRACT = get_contract("invoice", 1)
@@ -101,3 +103,22 @@ def test_the_table_keeps_at_most_max_entries_newest_first() -> None:
         b"v3",
         b"v4",
     ]
+
+
+def test_a_stored_grounding_equals_the_computed_one_and_writes_the_same_datum() -> None:
+    """A hit keeps the stored grounding dicts, yet equals, prints and encodes as the original;
+    an entry in any other shape is still coerced field by field."""
+    computed = ground(RECORD, TEXT)
+    stored = Grounding.from_dict(json.loads(json.dumps(computed.as_dict())))
+    assert stored == computed
+    assert computed == stored
+    assert hash(stored) == hash(computed)
+    assert repr(stored) == repr(computed)
+    assert stored.fields == computed.fields
+    assert stored.missing() == computed.missing()
+    assert grounding_datum(stored) == grounding_datum(computed)
+    odd = computed.as_dict()
+    odd["fields"][0] = {**odd["fields"][0], "found": 1}
+    coerced = Grounding.from_dict(odd)
+    assert type(coerced) is Grounding
+    assert coerced == computed
