@@ -37,11 +37,13 @@ class Unsupported(Exception):
     """A schema or a value this writer leaves to fastavro."""
 
 
-def _long(n: int) -> bytes:
-    """Avro's zig-zag varint of a 64-bit int (the caller checked the range)."""
+def zigzag_long(n: int) -> bytes:
+    """Avro's zig-zag varint of a 64-bit int or long (the caller checked the range)."""
     n = (n << 1) ^ (n >> 63)
-    if n < 0x80:
+    if n < 0x80:  # most lengths and offsets: one or two bytes
         return _ONE_BYTE[n]
+    if n < 0x4000:
+        return bytes(((n & 0x7F) | 0x80, n >> 7))
     out = bytearray()
     while n > 0x7F:
         out.append((n & 0x7F) | 0x80)
@@ -71,13 +73,13 @@ def _boolean(out: _Out, v: Any) -> None:
 def _int(out: _Out, v: Any) -> None:
     if type(v) is not int or not -_INT32 <= v < _INT32:
         raise Unsupported("int")
-    out.append(_long(v))
+    out.append(zigzag_long(v))
 
 
 def _long_value(out: _Out, v: Any) -> None:
     if type(v) is not int or not -_INT64 <= v < _INT64:
         raise Unsupported("long")
-    out.append(_long(v))
+    out.append(zigzag_long(v))
 
 
 def _double(out: _Out, v: Any) -> None:
@@ -90,14 +92,14 @@ def _string(out: _Out, v: Any) -> None:
     if type(v) is not str:
         raise Unsupported("string")
     data = v.encode("utf-8")
-    out.append(_long(len(data)))
+    out.append(zigzag_long(len(data)))
     out.append(data)
 
 
 def _date(out: _Out, v: Any) -> None:
     if type(v) is not date:
         raise Unsupported("date")
-    out.append(_long(v.toordinal() - _DAYS_SHIFT))
+    out.append(zigzag_long(v.toordinal() - _DAYS_SHIFT))
 
 
 def _decimal(precision: int, scale: int) -> _Write:
@@ -114,7 +116,7 @@ def _decimal(precision: int, scale: int) -> _Write:
         unscaled = 10 ** (exp + scale) * unscaled
         size = (unscaled.bit_length() + 8) // 8
         data = (-unscaled if sign else unscaled).to_bytes(size, byteorder="big", signed=True)
-        out.append(_long(len(data)))
+        out.append(zigzag_long(len(data)))
         out.append(data)
 
     return write
@@ -169,7 +171,7 @@ class _Compiler:
             raise Unsupported("a union other than null and one type")
         null_index = branches.index("null")
         value = self.node(branches[1 - null_index], namespace)
-        null_tag, value_tag = _long(null_index), _long(1 - null_index)
+        null_tag, value_tag = zigzag_long(null_index), zigzag_long(1 - null_index)
 
         def write(out: _Out, v: Any) -> None:
             if v is None:
@@ -207,7 +209,7 @@ def _array(item: _Write) -> _Write:
         if type(v) is not list:
             raise Unsupported("array")
         if v:
-            out.append(_long(len(v)))
+            out.append(zigzag_long(len(v)))
             for x in v:
                 item(out, x)
         out.append(b"\x00")

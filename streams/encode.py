@@ -23,6 +23,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from streams._avro_writer import Unsupported, compile_writer
+from streams._avro_writer import zigzag_long as _long
 from streams.avro_schema import GROUNDING_SCHEMA, avro_schema_for, to_avro_datum
 from streams.contract import ContractVersion
 from streams.errors import ConfigError, EncodingError
@@ -161,22 +162,6 @@ class AvroWireEncoder:
 
 
 _INT32 = 2**31
-_ONE_BYTE = tuple(bytes((i,)) for i in range(0x80))
-
-
-def _long(n: int) -> bytes:
-    """Avro's zig-zag varint encoding of an int or long."""
-    n = (n << 1) ^ (n >> 63)
-    if n < 0x80:  # most lengths and offsets: one or two bytes
-        return _ONE_BYTE[n]
-    if n < 0x4000:
-        return bytes(((n & 0x7F) | 0x80, n >> 7))
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 @lru_cache(maxsize=4096)
