@@ -1,0 +1,131 @@
+"""The local model's before/after quality run over every sample of the three contracts.
+
+Not in CI (hours on 2 shared cores). Round-robin in rounds of ``--chunk`` samples per
+contract, each round under both configurations, so a run stopped early still has
+comparable figures for every contract. Every sample's result is appended to a JSON
+Lines file as it finishes; ``--report`` summarises whatever is there::
+
+    streams local-model serve --port 18712 &
+    python -m bench.eval_local --base-url http://127.0.0.1:18712/v1 --out /tmp/eval-full.jsonl
+    python -m bench.eval_local --report --out /tmp/eval-full.jsonl
+
+"before" is the ``legacy`` profile (the transform before capability profiles), "after"
+the ``llamacpp`` profile; both run this branch's repairs (REPAIR_VERSION 2: the float-
+noise rule tightened) and the contracts' prompt versions as checked in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from contracts import SAMPLES_DIR
+from streams.contract import resolve
+from streams.eval import ModelConfig, SampleResult, evaluate, load_samples, summarise
+
+CONTRACTS = (("invoice", 1), ("claim", 1), ("lead", 1))
+MODEL = "qwen2.5-coder-0.5b-instruct"
+BUDGETS = {"max_attempts": 2, "max_output_tokens": 900, "max_record_seconds": 3000.0}
+
+
+def configs(base_url: str) -> list[ModelConfig]:
+    llm = {"base_url": base_url, "model": MODEL, "timeout_s": 1200.0, "max_connections": 1}
+    return [
+        ModelConfig("before", llm={**llm, "schema_profile": "legacy"}, budgets=BUDGETS),
+        ModelConfig("after", llm={**llm, "schema_profile": "llamacpp"}, budgets=BUDGETS),
+    ]
+
+
+def _json(value: Any) -> Any:
+    return float(value) if isinstance(value, Decimal) else str(value)
+
+
+def _done(out: Path) -> set[tuple[str, str, str]]:
+    done = set()
+    if out.exists():
+        for line in out.read_text().splitlines():
+            row = json.loads(line)
+            done.add((row["contract"], row["config"], row["result"]["name"]))
+    return done
+
+
+async def run(base_url: str, out: Path, chunk: int) -> None:
+    done = _done(out)
+    samples = {name: load_samples(SAMPLES_DIR / name) for name, _ in CONTRACTS}
+    rounds = max(len(s) for s in samples.values())
+    for start in range(0, rounds, chunk):
+        for name, version in CONTRACTS:
+            contract = resolve(name, version)
+            for config in configs(base_url):
+                todo = [
+                    s
+                    for s in samples[name][start : start + chunk]
+                    if (contract.ref, config.label, s.name) not in done
+                ]
+                if not todo:
+                    continue
+
+                def save(
+                    _i: int,
+                    _n: int,
+                    result: SampleResult,
+                    ref: str = contract.ref,
+                    label: str = config.label,
+                ) -> None:
+                    row = {"contract": ref, "config": label, "result": dataclasses.asdict(result)}
+                    with out.open("a") as f:
+                        f.write(json.dumps(row, default=_json) + "\n")
+                    print(
+                        f"{ref} {label} {result.name}: {result.route} {result.seconds:.0f}s",
+                        flush=True,
+                    )
+
+                await evaluate(contract, todo, config, progress=save)
+
+
+def report(out: Path) -> dict[str, Any]:
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    by: dict[tuple[str, str], list[SampleResult]] = {}
+    for row in rows:
+        r = row["result"]
+        result = SampleResult(**{**r, "errors": tuple(r["errors"]), "repairs": tuple(r["repairs"])})
+        by.setdefault((row["contract"], row["config"]), []).append(result)
+    return {f"{ref} {label}": summarise(label, results) for (ref, label), results in by.items()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--base-url", default="http://127.0.0.1:18712/v1")
+    p.add_argument("--out", type=Path, default=Path("/tmp/eval-full.jsonl"))
+    p.add_argument("--chunk", type=int, default=2)
+    p.add_argument("--report", action="store_true")
+    args = p.parse_args()
+    if args.report:
+        for key, s in report(args.out).items():
+            fields = {k: round(v["exact_rate"], 3) for k, v in s["fields"].items()}
+            print(
+                key,
+                json.dumps(
+                    {
+                        "n": s["samples"],
+                        "valid_rate": round(s["valid_rate"], 3),
+                        "field_exact": round(s["field_exact"], 3),
+                        "field_normalised": round(s["field_normalised"], 3),
+                        "s_per_doc": s["seconds"]["mean"],
+                        "reasons": s["invalid_reasons"],
+                        "most_wrong": s["most_wrong"],
+                        "fields": fields,
+                    }
+                ),
+            )
+        return
+    asyncio.run(run(args.base_url, args.out, args.chunk))
+
+
+if __name__ == "__main__":
+    main()
