@@ -139,26 +139,28 @@ def test_the_llamacpp_profile_holds_on_the_real_server(
 def test_streams_eval_with_the_embedded_model(
     local_model: LocalModelServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Two documents per contract through streams eval: a report, and the gate holds."""
+    """Two documents per contract through streams eval: a report each, and the gates hold."""
     REPORTS.mkdir(parents=True, exist_ok=True)
     model = (
         f"label=local,base_url={local_model.base_url},model={local_model.model_name},"
         "schema_profile=llamacpp,timeout_s=600,max_connections=1,max_attempts=2,"
         "max_output_tokens=900"
     )
-    printed = []
+    printed, valid = [], 0
     for ref in CONTRACTS:
         out = REPORTS / f"eval-{ref}.json"
         samples = SAMPLES_DIR / ref.partition(".")[0]
         argv = ["eval", ref, str(samples), "--model", model, "--limit", str(PER_CONTRACT)]
-        # A floor that catches a broken pipeline or schema, not model noise: at least
-        # one of the two documents valid.
-        argv += ["--json", str(out), "--min-valid-rate", "0.5"]
+        argv += ["--json", str(out), "--min-field-accuracy", "0.5"]
         code = main(argv)
         printed.append(capsys.readouterr().out)
-        report = json.loads(out.read_text())
-        (summary,) = report["configurations"]
+        (summary,) = json.loads(out.read_text())["configurations"]
         assert summary["samples"] == PER_CONTRACT
         assert sum(summary["routes"].values()) == PER_CONTRACT
+        # The gate: half the fields of the valid records right (exit 1 otherwise).
         assert code == 0, printed[-1]
+        valid += summary["routes"]["valid"]
     print("\n".join(printed))
+    # A floor that catches a broken pipeline or schema, not model noise: the legacy
+    # profile got 3 of these 6 valid (BENCHMARKS.md, issue 7).
+    assert valid >= 2, "\n".join(printed)
