@@ -156,6 +156,12 @@ def _gates(args: argparse.Namespace, summaries: list[dict[str, Any]]) -> int:
             ("exact field match", s["field_exact"], args.min_field_accuracy),
         )
         for what, value, floor in checks:
+            if floor is not None and what == "exact field match" and not s["routes"]["valid"]:
+                # Nothing to measure; the valid-rate gate is the one that judges this.
+                print(
+                    f"gate: {s['label']} has no valid record, so no field accuracy", file=sys.stderr
+                )
+                continue
             if floor is not None and value < floor:
                 failed = True
                 print(
