@@ -144,7 +144,7 @@ def to_tool_input_schema(schema: dict[str, Any]) -> dict[str, Any]:
     root must be an object: a root ``$ref`` (as ``TypeAdapter`` produces) is
     inlined, and ``$defs`` stays at the root where every ``$ref`` points.
     """
-    root = copy.deepcopy(schema)
+    root: dict[str, Any] = _without_extensions(copy.deepcopy(schema))
     defs = root.pop("$defs", None)
     ref = root.pop("$ref", None)
     if isinstance(ref, str):
@@ -289,6 +289,28 @@ def _collapse_decimal(schema: dict[str, Any]) -> dict[str, Any]:
     number = {**numbers[0], "description": _join(numbers[0].get("description"), _DECIMAL_HINT)}
     kept = [number if b is numbers[0] else b for b in branches if b is not strings[0]]
     return {**schema, "anyOf": kept}
+
+
+def _without_extensions(node: Any) -> Any:
+    """``node`` without this project's ``x-`` annotations (``x-decimal-places``), in place.
+
+    Only schema keywords are dropped: the names under ``properties`` and ``$defs`` are
+    field and model names, kept whatever they are.
+    """
+    if isinstance(node, list):
+        for value in node:
+            _without_extensions(value)
+    if not isinstance(node, dict):
+        return node
+    for key in [k for k in node if isinstance(k, str) and k.startswith("x-")]:
+        del node[key]
+    for key, value in node.items():
+        if key in ("properties", "$defs") and isinstance(value, dict):
+            for sub in value.values():
+                _without_extensions(sub)
+        else:
+            _without_extensions(value)
+    return node
 
 
 def _decimal_node(

@@ -248,3 +248,13 @@ def test_a_profile_is_chosen_by_name_with_a_one_line_error() -> None:
         "openai", base_url="http://x", model="m", schema_profile="llamacpp", **common
     )
     assert getattr(provider, "profile", None) is PROFILES["llamacpp"]
+
+
+def test_anthropic_gets_no_project_annotations() -> None:
+    """x-decimal-places stays home; a field whose name starts with x- is still sent."""
+    from streams.providers.strict_schema import to_tool_input_schema
+
+    schema = Invoice.model_json_schema()
+    assert "x-decimal-places" not in json.dumps(to_tool_input_schema(schema))
+    odd = {"type": "object", "properties": {"x-id": {"type": "string", "x-note": 1}}}
+    assert to_tool_input_schema(odd)["properties"] == {"x-id": {"type": "string"}}
