@@ -75,6 +75,11 @@ def build_provider(
         return AnthropicProvider(
             base_url, model, api_key, timeout_s=timeout_s, max_connections=max_connections
         )
+    if schema_profile == AnthropicProvider.profile.name:
+        raise ConfigError(
+            f"schema profile {schema_profile!r} is for the anthropic provider; set "
+            "llm.schema_profile to what the OpenAI-compatible server enforces (e.g. llamacpp)"
+        )
     return OpenAICompatProvider(
         base_url,
         model,

@@ -244,6 +244,10 @@ def test_a_profile_is_chosen_by_name_with_a_one_line_error() -> None:
         build_provider(
             "anthropic", base_url="http://x", model="m", schema_profile="llamacpp", **common
         )
+    with pytest.raises(ConfigError, match="is for the anthropic provider"):
+        build_provider(
+            "openai", base_url="http://x", model="m", schema_profile="anthropic-tool", **common
+        )
     provider = build_provider(
         "openai", base_url="http://x", model="m", schema_profile="llamacpp", **common
     )
