@@ -101,10 +101,15 @@ def report(out: Path) -> dict[str, Any]:
 RESULTS = Path(__file__).parent / "eval_local.json"
 
 
-def write_results(out: Path, path: Path = RESULTS) -> dict[str, Any]:
-    """Summaries of the run in ``out`` (per-sample detail dropped), as checked in."""
+def write_results(out: Path, path: Path = RESULTS, note: str = "") -> dict[str, Any]:
+    """Summaries of the run in ``out`` (per sample only its route), as checked in."""
     summaries = report(out)
-    slim = {key: {k: v for k, v in s.items() if k != "per_sample"} for key, s in summaries.items()}
+    slim: dict[str, Any] = {}
+    for key, s in summaries.items():
+        routes = [{k: p[k] for k in ("name", "route", "reason")} for p in s["per_sample"]]
+        slim[key] = {k: v for k, v in s.items() if k != "per_sample"} | {"per_sample": routes}
+    if note:
+        slim["_note"] = note
     path.write_text(json.dumps(slim, indent=2, sort_keys=True) + "\n")
     return slim
 
@@ -130,7 +135,8 @@ def markdown_section(path: Path = RESULTS) -> str:
         "field normalised | s/document | not valid because |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for key in sorted(data, key=lambda k: (k.split()[0], k.split()[1] != "before")):
+    keys = [k for k in data if not k.startswith("_")]
+    for key in sorted(keys, key=lambda k: (k.split()[0], k.split()[1] != "before")):
         s = data[key]
         ref, label = key.split()
         reasons = ", ".join(f"`{k}` {v}" for k, v in s["invalid_reasons"].items()) or "-"
@@ -139,6 +145,22 @@ def markdown_section(path: Path = RESULTS) -> str:
             f"{s['field_exact'] * 100:.1f}% | {s['field_normalised'] * 100:.1f}% | "
             f"{s['seconds']['mean']:.0f} | {reasons} |"
         )
+    for label in ("before", "after"):
+        rows = [data[k] for k in keys if k.split()[1] == label]
+        docs = sum(r["samples"] for r in rows)
+        valid = sum(r["routes"]["valid"] for r in rows)
+        n = sum(f["n"] for r in rows for f in r["fields"].values())
+        exact = sum(f["exact"] for r in rows for f in r["fields"].values())
+        normal = sum(f["normalised"] for r in rows for f in r["fields"].values())
+        secs = sum(r["seconds"]["total"] for r in rows)
+        if docs:
+            lines.append(
+                f"| **all three** | {label} | {docs} | {valid / docs * 100:.0f}% | "
+                f"{exact / n * 100 if n else 0:.1f}% | {normal / n * 100 if n else 0:.1f}% | "
+                f"{secs / docs:.0f} | |"
+            )
+    if data.get("_note"):
+        lines += ["", data["_note"]]
     return "\n".join(lines)
 
 
@@ -149,9 +171,10 @@ def main() -> None:
     p.add_argument("--chunk", type=int, default=2)
     p.add_argument("--report", action="store_true")
     p.add_argument("--write", action="store_true", help="with --report: bench/eval_local.json")
+    p.add_argument("--note", default="", help="with --write: a paragraph under the table")
     args = p.parse_args()
     if args.report and args.write:
-        write_results(args.out)
+        write_results(args.out, note=args.note)
         print(markdown_section())
         return
     if args.report:
