@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from bench.eval_local import markdown_section as eval_section
 from bench.notes import (
     LOCAL_MODEL,
     method,
@@ -370,6 +371,7 @@ def markdown(results: dict[str, Any], command: str, raw: str = "bench/results.js
         profile_section(results).strip(),
         "",
         LOCAL_MODEL.strip(),
+        *(["", section] if (section := eval_section()) else []),
         "",
     ]
     soak = soak_section(load_soak())

@@ -61,7 +61,8 @@ ZERO_DECIMAL_CURRENCIES: Final = ISO_4217_CODES & frozenset(
 PositiveMoney = Annotated[
     Decimal,
     Field(gt=0, max_digits=18, decimal_places=2),
-    WithJsonSchema({"type": "number", "exclusiveMinimum": 0}),
+    # x-decimal-places: a grammar target gets the places as a regex (providers.profiles).
+    WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "x-decimal-places": 2}),
 ]
 PolicyNumber = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=3, max_length=40, pattern=r"\d")

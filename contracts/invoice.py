@@ -87,21 +87,22 @@ def _known_currency(code: str) -> str:
 # pydantic renders Decimal as `anyOf: [number, string]`. That invites the model to
 # answer "1.234,50" as a string, and strict structured-output modes handle anyOf
 # poorly. The contract wants plain JSON numbers, so the JSON schema says exactly
-# that; validation still enforces digits, places and bounds.
+# that; validation still enforces digits, places and bounds. ``x-decimal-places`` lets
+# a grammar target (streams.providers.profiles) enforce the places as a regex.
 Money = Annotated[
     Decimal,
     Field(max_digits=18, decimal_places=2),
-    WithJsonSchema({"type": "number"}),
+    WithJsonSchema({"type": "number", "x-decimal-places": 2}),
 ]
 NonNegativeMoney = Annotated[
     Decimal,
     Field(ge=0, max_digits=18, decimal_places=2),
-    WithJsonSchema({"type": "number", "minimum": 0}),
+    WithJsonSchema({"type": "number", "minimum": 0, "x-decimal-places": 2}),
 ]
 Quantity = Annotated[
     Decimal,
     Field(gt=0, max_digits=18, decimal_places=4),
-    WithJsonSchema({"type": "number", "exclusiveMinimum": 0}),
+    WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "x-decimal-places": 4}),
 ]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 CurrencyCode = Annotated[

@@ -10,7 +10,7 @@ from typing import Any
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from streams.contract import resolve
+from streams.contract import ContractVersion, resolve
 from streams.encode import AvroWireEncoder
 from streams.errors import ConfigError
 from streams.extract import Extractor
@@ -19,7 +19,7 @@ from streams.health import CachedCheck, Heartbeat, RegistryCheck, WorkerProbe
 from streams.kafka import clients
 from streams.metrics import Metrics
 from streams.pipeline import Pipeline
-from streams.providers import build_provider
+from streams.providers import CapabilityProfile, build_provider, unenforced
 from streams.providers.base import Provider
 from streams.settings import Settings
 from streams.state import KafkaTable, SpendLedger
@@ -110,7 +110,9 @@ def build_pipeline(
             api_key=settings.llm.api_key,
             timeout_s=settings.llm.timeout_s,
             max_connections=settings.llm.max_connections,
+            schema_profile=settings.llm.schema_profile,
         )
+    log_unenforced(contract, provider)
     budgets = settings.budgets
     cache = KafkaTable(
         settings.kafka, cfg.topic("cache"), max_entries=settings.worker.cache_max_entries
@@ -179,6 +181,24 @@ def build_pipeline(
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def log_unenforced(contract: ContractVersion, provider: Provider) -> None:
+    """Say once, at start-up, which contract constraints the target will not enforce."""
+    profile = getattr(provider, "profile", None)
+    if not isinstance(profile, CapabilityProfile):
+        return
+    lines = unenforced(contract.json_schema(), profile)
+    if lines:
+        log.info(
+            "contract %s on %s (schema profile %s): %d constraint(s) are not enforced by the "
+            "decoder, only by validation (a broken one costs a re-ask): %s",
+            contract.ref,
+            provider.name,
+            profile.ident,
+            len(lines),
+            "; ".join(lines),
+        )
 
 
 def build_worker(

@@ -16,6 +16,7 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 def _registrars() -> list[Register]:
     from streams import authoring, commands, demo, inspect
     from streams.devstack import commands as dev
+    from streams.eval import commands as evaluation
     from streams.localmodel import commands as local_model
     from streams.simulator import commands as sim
 
@@ -27,6 +28,7 @@ def _registrars() -> list[Register]:
         dev.register,
         sim.register,
         local_model.register,
+        evaluation.register,
     ]
 
 

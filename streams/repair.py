@@ -26,12 +26,16 @@ __all__ = ["REPAIR_VERSION", "Repaired", "repair"]
 #: Part of the cache key (:mod:`streams.cache_key`): a cached record is the repaired
 #: answer, so a change to what any repair produces for some input bumps this, and the
 #: old entries become misses instead of replaying the old repair.
-REPAIR_VERSION = 1
+REPAIR_VERSION = 2
 
 # The info string after an opening fence ("```json"). The fence itself is found with
 # str methods: "^\s*```...(.*?)\n?```\s*$" backtracks quadratically on a long blank run.
 _FENCE_INFO = re.compile(r"[a-zA-Z0-9_-]*")
 _TRAILING_COMMA = re.compile(r",(\s*[}\]])")
+#: Relative tolerance of ``round_float_noise``: more than this apart is a different value.
+_FLOAT_NOISE = 1e-9
+#: A decimal written the way a ``pattern`` profile asks for it: digits, one optional point.
+_PLAIN_DECIMAL = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
 _NUMBER_STRING = re.compile(r"^[^\d\-+.,]*([-+]?[\d.,' ]*\d)[^\d]*$")
 _DATE_FORMATS = (
     "%Y/%m/%d",
@@ -185,11 +189,23 @@ class _Walker:
         if isinstance(value, str):
             return self._string(value, kinds, types, path)
         if isinstance(value, float) and not value.is_integer():
-            # Binary float noise from the model's decoder, e.g. 12.340000000000002.
-            rounded = round(value, 6)
-            if rounded != value and abs(rounded - value) < 1e-9:
-                self.repairs.append(f"round_float_noise:{path}")
-                return rounded
+            return self._float(value, kinds, path)
+        return value
+
+    def _float(self, value: float, kinds: list[Mapping[str, Any]], path: str) -> float:
+        """Binary float noise from the decoder (12.4999999999 for 12.50) rounded away.
+
+        To the node's ``x-decimal-places`` (else 6), and only when the rounded value is
+        within 1e-9 *relative* of the answer: that is noise, never a different amount.
+        """
+        places = next(
+            (k["x-decimal-places"] for k in kinds if isinstance(k.get("x-decimal-places"), int)),
+            6,
+        )
+        rounded = round(value, places)
+        if rounded != value and abs(rounded - value) <= _FLOAT_NOISE * abs(value):
+            self.repairs.append(f"round_float_noise:{path}")
+            return rounded
         return value
 
     def _string(
@@ -199,6 +215,8 @@ class _Walker:
         if stripped != value:
             self.repairs.append(f"strip_whitespace:{path}")
             value = stripped
+        if _PLAIN_DECIMAL.match(value) and any("x-decimal-places" in k for k in kinds):
+            return value  # a decimal sent as a string (profile decimals="pattern"): exact as is
         if "number" in types or "integer" in types:
             number = _parse_number(value)
             if number is not None:

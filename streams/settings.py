@@ -229,6 +229,11 @@ class LLMSettings(_Group):
     """HTTP connection pool size, which caps concurrent requests per worker."""
     temperature: float = Field(0.0, ge=0, le=2)
     """Sampling temperature; part of the cache key."""
+    schema_profile: str | None = None
+    """What the target enforces of the contract's JSON schema (``streams.providers.profiles``):
+    ``legacy`` (the default for ``openai``: every constraint as words, accepted by any
+    strict server), ``openai-strict``, ``llamacpp``, ``ollama``, ``vllm-guidance``,
+    ``vllm-xgrammar``; ``anthropic-tool`` for ``anthropic``. Part of the cache key."""
 
 
 class Price(_Group):

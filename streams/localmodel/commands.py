@@ -197,7 +197,8 @@ def _serve(args: argparse.Namespace) -> int:
         print(server.base_url, flush=True)
         _progress(
             f"use it with STREAMS_LLM__PROVIDER=openai STREAMS_LLM__BASE_URL={server.base_url} "
-            f"STREAMS_LLM__MODEL={server.model_name}; Ctrl-C stops it (log: {server.log_path})"
+            f"STREAMS_LLM__MODEL={server.model_name} STREAMS_LLM__SCHEMA_PROFILE=llamacpp; "
+            f"Ctrl-C stops it (log: {server.log_path})"
         )
         while server.running():
             time.sleep(0.5)

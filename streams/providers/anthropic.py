@@ -59,6 +59,7 @@ from streams.providers._http import (
 )
 from streams.providers._schema_cache import SchemaCache, schema_fragment
 from streams.providers.base import Completion, CompletionRequest
+from streams.providers.profiles import PROFILES
 from streams.providers.strict_schema import to_tool_input_schema
 
 __all__ = ["ANTHROPIC_VERSION", "AnthropicProvider"]
@@ -115,6 +116,8 @@ class AnthropicProvider:
     """
 
     name: str = "anthropic"
+    #: Tool input is full JSON Schema the model reads; nothing is grammar-enforced.
+    profile = PROFILES["anthropic-tool"]
 
     def __init__(
         self,
@@ -220,7 +223,8 @@ class AnthropicProvider:
     def wire_schema(self, schema_name: str, json_schema: dict[str, Any]) -> bytes:
         """The ``tools`` and ``tool_choice`` bytes every request for this schema carries."""
         tool = self._tools.get(schema_name, json_schema)
-        return orjson.dumps([tool.tools, tool.tool_choice])
+        sent = orjson.dumps([tool.tools, tool.tool_choice])
+        return sent + b"\nprofile=" + self.profile.ident.encode()
 
     def _body(self, request: CompletionRequest, tool: _Tool) -> dict[str, Any]:
         system = "\n\n".join(m.content for m in request.messages if m.role == "system")

@@ -70,8 +70,9 @@ class Provider(Protocol):
 
     Optional too: ``def wire_schema(self, schema_name, json_schema) -> bytes``, the
     exact JSON bytes of the schema part of the request body (the strict
-    ``response_format``, the tool definition). The cache key hashes them, so a
-    change to what the provider is sent (a transform, a capability profile) is a
+    ``response_format``, the tool definition), followed by ``\nprofile=NAME/vN``, its
+    capability profile (:mod:`.profiles`). The cache key hashes them, so a change
+    to what the provider is sent (a transform, a profile or its version) is a
     different key; a provider without it is keyed on the plain schema.
     """
 

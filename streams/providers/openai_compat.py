@@ -57,6 +57,7 @@ from streams.providers._http import (
 )
 from streams.providers._schema_cache import SchemaCache, schema_fragment
 from streams.providers.base import Completion, CompletionRequest
+from streams.providers.profiles import PROFILES, CapabilityProfile
 from streams.providers.strict_schema import to_strict_schema
 
 __all__ = ["HTTPX_ERRORS", "OpenAICompatProvider"]
@@ -72,6 +73,8 @@ class OpenAICompatProvider:
     ``base_url`` includes the version prefix (``https://api.openai.com/v1``).
     ``api_key`` is sent as a bearer token only when set; local servers need
     none. ``transport`` replaces the network, e.g. with ``httpx.MockTransport``.
+    ``profile`` is the target's capability profile (:mod:`.profiles`; default
+    ``legacy``, which works on every strict server): what the schema keeps.
     """
 
     name: str = "openai"
@@ -86,8 +89,10 @@ class OpenAICompatProvider:
         max_connections: int = 64,
         extra_headers: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        profile: CapabilityProfile | None = None,
     ) -> None:
         self.model = model
+        self.profile = PROFILES["legacy"] if profile is None else profile
         self._base_url = base_url
         self._api_key = api_key
         self._timeout_s = timeout_s
@@ -101,7 +106,9 @@ class OpenAICompatProvider:
             transport=transport,
         )
         self._completions_url = endpoint(self._client, "/chat/completions")
-        self._response_formats: SchemaCache[orjson.Fragment] = SchemaCache(_response_format)
+        self._response_formats: SchemaCache[orjson.Fragment] = SchemaCache(
+            lambda name, schema: _response_format(name, schema, self.profile)
+        )
         self._noted_missing_usage = False
         # Whether the last call failed with a 404 about the model: the probe then
         # checks that the endpoint lists it, not only that the key works.
@@ -161,8 +168,13 @@ class OpenAICompatProvider:
         await self._client.aclose()
 
     def wire_schema(self, schema_name: str, json_schema: dict[str, Any]) -> bytes:
-        """The ``response_format`` bytes every request for this schema carries."""
-        return orjson.dumps(self._response_formats.get(schema_name, json_schema))
+        """The ``response_format`` bytes every request for this schema carries, and the profile.
+
+        The profile's ``name/version`` follows the JSON, so a profile change is a new
+        cache key even where it leaves a schema's bytes as they were.
+        """
+        sent = orjson.dumps(self._response_formats.get(schema_name, json_schema))
+        return sent + b"\nprofile=" + self.profile.ident.encode()
 
     def _body(self, request: CompletionRequest) -> dict[str, Any]:
         # ``extra`` cannot override what the provider sets, least of all the schema.
@@ -228,7 +240,9 @@ class OpenAICompatProvider:
         return 0, 0
 
 
-def _response_format(schema_name: str, json_schema: dict[str, Any]) -> orjson.Fragment:
+def _response_format(
+    schema_name: str, json_schema: dict[str, Any], profile: CapabilityProfile
+) -> orjson.Fragment:
     """The ``response_format`` for a contract schema, as JSON ready to splice into a body."""
     return schema_fragment(
         schema_name,
@@ -237,7 +251,7 @@ def _response_format(schema_name: str, json_schema: dict[str, Any]) -> orjson.Fr
             "json_schema": {
                 "name": wire_name(schema_name),
                 "strict": True,
-                "schema": to_strict_schema(json_schema),
+                "schema": to_strict_schema(json_schema, profile),
             },
         },
     )

@@ -20,14 +20,16 @@ The rules, applied to every node (``$defs`` included), never to the input:
   properties in ``required``; a property that was optional becomes nullable
   (``"type": [t, "null"]`` for plain scalars, ``anyOf: [..., {"type": "null"}]``
   otherwise), so "absent" is spelled ``null``;
-* keywords outside the portable subset (``minLength``, ``pattern``,
-  ``minimum``, ``default``, ``examples``, ...) are removed and appended to the
-  node's ``description`` as ``Constraints: minLength=1; pattern=^[A-Z]{3}$``;
+* validation keywords the target's capability profile (:mod:`.profiles`) does
+  not enforce are removed and appended to the node's ``description`` as
+  ``Constraints: minLength=1; pattern=^[A-Z]{3}$``; the ``legacy`` profile (the
+  default here, and this example) enforces none, the ``llamacpp`` profile keeps
+  ``pattern``, ``format: date``, lengths and integer bounds, and sends a
+  fixed-places decimal (``x-decimal-places``) as a string with a regex;
   ``format`` becomes a plain-words hint ("ISO 8601 date (YYYY-MM-DD)");
-  pydantic still enforces all of them when the answer is validated. (OpenAI
-  has widened its subset over time to some of these, but which ones differs
-  by model snapshot and by compatible server, so stripping them all is the
-  one choice that works everywhere);
+  pydantic still enforces all of them when the answer is validated. (Which
+  ones a server accepts differs by server and model snapshot, so ``legacy``,
+  stripping them all, is the one choice that works everywhere);
 * a ``$ref`` with sibling keys is inlined (siblings win), because strict mode
   allows ``$ref`` only on its own; bare ``$ref`` and ``$defs`` are kept;
 * pydantic's ``Decimal`` (``anyOf: [number, string]``) becomes a ``number``;
@@ -51,6 +53,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from streams.errors import ConfigError
+from streams.providers.profiles import PROFILES, CapabilityProfile, Treatment
 
 __all__ = ["to_strict_schema", "to_tool_input_schema"]
 
@@ -118,15 +121,20 @@ _SCALARS = frozenset({"string", "number", "integer", "boolean"})
 _NULL: dict[str, Any] = {"type": "null"}
 
 
-def to_strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
+def to_strict_schema(
+    schema: dict[str, Any], profile: CapabilityProfile | None = None
+) -> dict[str, Any]:
     """Return a strict-mode copy of ``schema`` for OpenAI-compatible structured outputs.
 
     ``schema`` is typically ``Model.model_json_schema()``; it is not modified.
+    ``profile`` (default ``legacy``) says which validation keywords the target
+    enforces: those stay, the rest become words (see :mod:`.profiles`).
     Raises :class:`~streams.errors.ConfigError` for shapes strict mode cannot
     express.
     """
     root = copy.deepcopy(schema)
-    return _Strictifier(root).node(root, path="#", inlining=frozenset())
+    chosen = PROFILES["legacy"] if profile is None else profile
+    return _Strictifier(root, chosen).node(root, path="#", inlining=frozenset())
 
 
 def to_tool_input_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -136,7 +144,7 @@ def to_tool_input_schema(schema: dict[str, Any]) -> dict[str, Any]:
     root must be an object: a root ``$ref`` (as ``TypeAdapter`` produces) is
     inlined, and ``$defs`` stays at the root where every ``$ref`` points.
     """
-    root = copy.deepcopy(schema)
+    root: dict[str, Any] = _without_extensions(copy.deepcopy(schema))
     defs = root.pop("$defs", None)
     ref = root.pop("$ref", None)
     if isinstance(ref, str):
@@ -156,8 +164,9 @@ def to_tool_input_schema(schema: dict[str, Any]) -> dict[str, Any]:
 class _Strictifier:
     """One transform over one (copied) root; ``$ref`` resolves against it."""
 
-    def __init__(self, root: dict[str, Any]) -> None:
+    def __init__(self, root: dict[str, Any], profile: CapabilityProfile) -> None:
         self._root = root
+        self._profile = profile
 
     def node(self, schema: Any, *, path: str, inlining: frozenset[str]) -> dict[str, Any]:
         if not isinstance(schema, dict):
@@ -170,11 +179,14 @@ class _Strictifier:
         out: dict[str, Any] = {}
         hints: list[str] = []
         constraints: dict[str, Any] = {}
+        schema = _decimal_node(schema, self._profile, hints, constraints)
         for key, value in schema.items():
             if key in _KEPT:
                 out[key] = value
-            elif key in _STRUCTURAL or key in _DROPPED:
+            elif key in _STRUCTURAL or key in _DROPPED or key.startswith("x-"):
                 continue
+            elif self._profile.treatment(key, value, schema) is not Treatment.REJECT:
+                out[key] = value
             elif key == "format":
                 if value in _FORMAT_HINTS:
                     hints.append(_FORMAT_HINTS[value])
@@ -277,6 +289,68 @@ def _collapse_decimal(schema: dict[str, Any]) -> dict[str, Any]:
     number = {**numbers[0], "description": _join(numbers[0].get("description"), _DECIMAL_HINT)}
     kept = [number if b is numbers[0] else b for b in branches if b is not strings[0]]
     return {**schema, "anyOf": kept}
+
+
+def _without_extensions(node: Any) -> Any:
+    """``node`` without this project's ``x-`` annotations (``x-decimal-places``), in place.
+
+    Only schema keywords are dropped: the names under ``properties`` and ``$defs`` are
+    field and model names, kept whatever they are.
+    """
+    if isinstance(node, list):
+        for value in node:
+            _without_extensions(value)
+    if not isinstance(node, dict):
+        return node
+    for key in [k for k in node if isinstance(k, str) and k.startswith("x-")]:
+        del node[key]
+    for key, value in node.items():
+        if key in ("properties", "$defs") and isinstance(value, dict):
+            for sub in value.values():
+                _without_extensions(sub)
+        else:
+            _without_extensions(value)
+    return node
+
+
+def _decimal_node(
+    schema: dict[str, Any],
+    profile: CapabilityProfile,
+    hints: list[str],
+    constraints: dict[str, Any],
+) -> dict[str, Any]:
+    """A fixed-places decimal (``x-decimal-places``) as ``profile`` wants it sent.
+
+    ``decimals="pattern"``: a string whose regex allows at most that many places
+    (unsigned when ``minimum`` is 0, which the regex then enforces, or when
+    ``exclusiveMinimum`` is 0, where only "not zero" is left); other numeric
+    bounds cannot apply to a string and become words. ``"number"``: the places
+    become words. Nodes without the marker are returned as they are.
+    """
+    places = schema.get("x-decimal-places")
+    if not isinstance(places, int) or schema.get("type") != "number":
+        return schema
+    if profile.decimals == "ignore":  # legacy: the marker is dropped, as before profiles
+        return schema
+    if profile.decimals == "number":
+        constraints["decimalPlaces"] = places
+        return schema
+    unsigned = schema.get("minimum") == 0 or schema.get("exclusiveMinimum") == 0
+    sign = "" if unsigned else "-?"
+    fraction = rf"(\.[0-9]{{1,{places}}})?" if places > 0 else ""
+    node = {k: v for k, v in schema.items() if k not in _NUMERIC}
+    node["type"] = "string"
+    node["pattern"] = f"^{sign}(0|[1-9][0-9]*){fraction}$"
+    for key in _NUMERIC:
+        if key in schema and not (unsigned and key == "minimum"):
+            constraints[key] = schema[key]
+    hints.append(
+        f'Decimal number with at most {places} places, written as a string (e.g. "1234.50")'
+    )
+    return node
+
+
+_NUMERIC = ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum", "multipleOf")
 
 
 def _unwrap_single(schema: dict[str, Any], *, path: str) -> dict[str, Any]:

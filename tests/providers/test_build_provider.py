@@ -68,15 +68,19 @@ def test_public_surface() -> None:
     """``__all__`` lists exactly the supported names, and each exists."""
     assert sorted(streams.providers.__all__) == [
         "AnthropicProvider",
+        "CapabilityProfile",
         "ChatMessage",
         "Completion",
         "CompletionRequest",
         "OpenAICompatProvider",
         "PROVIDERS",
         "Provider",
+        "SCHEMA_PROFILES",
         "build_provider",
+        "profile_for",
         "to_strict_schema",
         "to_tool_input_schema",
+        "unenforced",
     ]
     for name in streams.providers.__all__:
         assert hasattr(streams.providers, name)

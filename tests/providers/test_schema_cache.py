@@ -31,9 +31,9 @@ class Counting:
         self.transform = transform
         self.calls = 0
 
-    def __call__(self, schema: dict[str, Any]) -> dict[str, Any]:
+    def __call__(self, schema: dict[str, Any], *profile: Any) -> dict[str, Any]:
         self.calls += 1
-        result: dict[str, Any] = self.transform(schema)
+        result: dict[str, Any] = self.transform(schema, *profile)
         return result
 
 

@@ -57,19 +57,24 @@ def test_the_key_covers_the_schema_each_provider_sends() -> None:
 
     from streams.providers.anthropic import AnthropicProvider
     from streams.providers.openai_compat import OpenAICompatProvider
+    from streams.providers.profiles import profile_for
 
     schema = {"type": "object", "properties": {"a": {"type": "string", "pattern": "^x"}}}
     openai = OpenAICompatProvider("http://127.0.0.1:9/v1", "m", None)
     anthropic = AnthropicProvider("http://127.0.0.1:9/v1", "m", None)
     sent = openai._body(_request(schema))["response_format"]
-    assert openai.wire_schema("s", schema) == orjson.dumps(sent)
+    assert openai.wire_schema("s", schema) == orjson.dumps(sent) + b"\nprofile=legacy/v1"
+    llamacpp = OpenAICompatProvider(
+        "http://127.0.0.1:9/v1", "m", None, profile=profile_for("llamacpp")
+    )
     keys = {
         wire_schema_sha256(openai, "s", schema),
         wire_schema_sha256(anthropic, "s", schema),
         wire_schema_sha256(object(), "s", schema),
         wire_schema_sha256(openai, "s", {**schema, "required": ["a"]}),
+        wire_schema_sha256(llamacpp, "s", schema),
     }
-    assert len(keys) == 4
+    assert len(keys) == 5
 
 
 def _request(schema: dict[str, object]) -> CompletionRequest:
