@@ -204,10 +204,12 @@ def _failed_run(
     text = log.read_text()
     assert password not in text
     lines = [line for line in text.splitlines() if line.strip()]
-    # The worker's JSON log says only that the registry is the test's mock one; what the
-    # operator reads is the rest.
-    logged = [json.loads(line)["msg"] for line in lines if line.startswith("{")]
-    assert [m for m in logged if not m.startswith("registry.url is mock://")] == []
+    # The worker's JSON log warns only that the registry is the test's mock one (its info
+    # lines, such as the constraints the schema profile leaves to validation, are not
+    # failures); what the operator reads is the rest.
+    logged = [json.loads(line) for line in lines if line.startswith("{")]
+    warned = [r["msg"] for r in logged if r["level"] not in ("debug", "info")]
+    assert [m for m in warned if not m.startswith("registry.url is mock://")] == []
     return code, [line for line in lines if not line.startswith("{")]
 
 
