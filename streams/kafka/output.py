@@ -112,8 +112,11 @@ class Output:
                 if fault is ProduceFault.FENCED:
                     raise
                 if isinstance(exc, OutOfOrderSequenceNumber) and self.make_producer is not None:
-                    producer = await self._renew(producer)
-                    continue
+                    try:
+                        producer = await self._renew(producer)
+                        continue
+                    except KafkaError as start_failed:  # the cluster is unreachable: retry
+                        log.warning("replacing the producer failed (%r)", start_failed)
                 if fault is ProduceFault.RECORD and not fallen_back:
                     outcome, fallen_back = self.fallback(raw, outcome, repr(exc)), True
                     continue
