@@ -53,7 +53,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from streams.errors import ConfigError
-from streams.providers.profiles import PROFILES, CapabilityProfile, Treatment
+from streams.providers.profiles import KEYWORDS, PROFILES, CapabilityProfile, Treatment
 
 __all__ = ["to_strict_schema", "to_tool_input_schema"]
 
@@ -82,22 +82,9 @@ _DROPPED = frozenset(
     {"discriminator", "readOnly", "writeOnly", "deprecated", "$schema", "$id", "$comment"}
 )
 
-#: Validation keywords, in the order their hints are written.
-_CONSTRAINT_ORDER = (
-    "minLength",
-    "maxLength",
-    "pattern",
-    "minimum",
-    "exclusiveMinimum",
-    "maximum",
-    "exclusiveMaximum",
-    "multipleOf",
-    "minItems",
-    "maxItems",
-    "uniqueItems",
-    "minProperties",
-    "maxProperties",
-)
+#: Validation keywords, in the order their hints are written: the profiles' list, less
+#: ``format`` (its hint is written on its own).
+_CONSTRAINT_ORDER = tuple(k for k in KEYWORDS if k != "format")
 
 #: ``format`` values spelled out for the model.
 _FORMAT_HINTS: Mapping[str, str] = {
