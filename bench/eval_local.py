@@ -54,7 +54,7 @@ def _done(out: Path) -> set[tuple[str, str, str]]:
     return done
 
 
-async def run(base_url: str, out: Path, chunk: int) -> None:
+async def run(base_url: str, out: Path, chunk: int, only: str = "") -> None:
     done = _done(out)
     samples = {name: load_samples(SAMPLES_DIR / name) for name, _ in CONTRACTS}
     rounds = max(len(s) for s in samples.values())
@@ -62,6 +62,8 @@ async def run(base_url: str, out: Path, chunk: int) -> None:
         for name, version in CONTRACTS:
             contract = resolve(name, version)
             for config in configs(base_url):
+                if only and config.label != only:
+                    continue
                 todo = [
                     s
                     for s in samples[name][start : start + chunk]
@@ -76,8 +78,14 @@ async def run(base_url: str, out: Path, chunk: int) -> None:
                     result: SampleResult,
                     ref: str = contract.ref,
                     label: str = config.label,
+                    prompt: str = contract.prompt.version,
                 ) -> None:
-                    row = {"contract": ref, "config": label, "result": dataclasses.asdict(result)}
+                    row = {
+                        "contract": ref,
+                        "config": label,
+                        "prompt_version": prompt,
+                        "result": dataclasses.asdict(result),
+                    }
                     with out.open("a") as f:
                         f.write(json.dumps(row, default=_json) + "\n")
                     print(
@@ -169,6 +177,7 @@ def main() -> None:
     p.add_argument("--base-url", default="http://127.0.0.1:18712/v1")
     p.add_argument("--out", type=Path, default=Path("/tmp/eval-full.jsonl"))
     p.add_argument("--chunk", type=int, default=2)
+    p.add_argument("--config", default="", choices=("", "before", "after"), help="run one only")
     p.add_argument("--report", action="store_true")
     p.add_argument("--write", action="store_true", help="with --report: bench/eval_local.json")
     p.add_argument("--note", default="", help="with --write: a paragraph under the table")
@@ -196,7 +205,7 @@ def main() -> None:
                 ),
             )
         return
-    asyncio.run(run(args.base_url, args.out, args.chunk))
+    asyncio.run(run(args.base_url, args.out, args.chunk, args.config))
 
 
 if __name__ == "__main__":
