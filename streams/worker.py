@@ -40,6 +40,7 @@ from streams.kafka import clients
 from streams.kafka.output import Output, output_producer
 from streams.kafka.preflight import preflight_access, preflight_connection
 from streams.kafka.produce import ProduceFault, classify_produce_error, output_size_limit
+from streams.kafka.record import RecordStages
 from streams.kafka.rescue import UNPARSEABLE_FETCH, read_at
 from streams.metrics import Metrics
 from streams.offsets import KeyedChains, OffsetTracker
@@ -132,7 +133,13 @@ class Worker:
         pipeline.extractor.on_cache_rejected = self.report.cache_rejected
         self._tracker = OffsetTracker()
         self._chains = KeyedChains()
-        self._slots = asyncio.Semaphore(settings.worker.max_in_flight)
+        self._stages = RecordStages(
+            pipeline,
+            self.metrics,
+            self.report,
+            self.output,
+            asyncio.Semaphore(settings.worker.max_in_flight),
+        )
         self._tasks: dict[TopicPartition, set[asyncio.Task[None]]] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -302,17 +309,7 @@ class Worker:
         mine: asyncio.Future[None],
     ) -> None:
         try:
-            if previous is not None:
-                await asyncio.shield(previous)
-            started = time.monotonic()
-            self.metrics.in_flight.labels(self.pipeline.name).inc()
-            try:
-                async with self._slots:
-                    outcome = await self.pipeline.process(raw)
-            finally:
-                self.metrics.in_flight.labels(self.pipeline.name).dec()
-            self.report.observed(outcome)
-            outcome = self.output.fit(raw, outcome)
+            outcome, started = await self._stages.run(raw, previous)
             if self.exactly_once:
                 # Produced later, inside the transaction that also commits its offset.
                 self._finished.setdefault(tp, {})[raw.offset] = (raw, outcome, started)

@@ -33,6 +33,7 @@ from streams.envelope import RawRecord
 from streams.kafka.output import Output, output_producer
 from streams.kafka.preflight import preflight_access, preflight_connection
 from streams.kafka.produce import output_size_limit
+from streams.kafka.record import RecordStages
 from streams.metrics import Metrics
 from streams.offsets import KeyedChains
 from streams.pipeline import Pipeline
@@ -77,7 +78,13 @@ class PipelineAgent:
         pipeline.extractor.on_cache_rejected = self.report.cache_rejected
         self.produced: dict[str, int] = {}
         self._chains = KeyedChains()
-        self._slots = asyncio.Semaphore(settings.worker.max_in_flight)
+        self._stages = RecordStages(
+            pipeline,
+            metrics,
+            self.report,
+            self.output,
+            asyncio.Semaphore(settings.worker.max_in_flight),
+        )
         self._room = asyncio.Semaphore(settings.worker.max_buffered)
         self._tasks: dict[TP, set[asyncio.Task[None]]] = {}
         self._producer: AIOKafkaProducer | None = None
@@ -146,18 +153,9 @@ class PipelineAgent:
         mine: asyncio.Future[None],
     ) -> None:
         try:
-            if previous is not None:
-                await asyncio.shield(previous)
-            started = time.monotonic()
-            self.metrics.in_flight.labels(self.pipeline.name).inc()
-            try:
-                async with self._slots:
-                    outcome = await self.pipeline.process(raw)
-            finally:
-                self.metrics.in_flight.labels(self.pipeline.name).dec()
-            self.report.observed(outcome)
+            outcome, started = await self._stages.run(raw, previous)
             assert self._producer is not None
-            outcome = await self.output.deliver(self._producer, raw, self.output.fit(raw, outcome))
+            outcome = await self.output.deliver(self._producer, raw, outcome)
             self.consumer.release(message)
             route = outcome.route.value
             self.produced[route] = self.produced.get(route, 0) + 1
