@@ -98,8 +98,6 @@ def _samples(name: str) -> list[_Sample]:
 
 def _workload(stage: str, name: str) -> tuple[Callable[[], None], int]:
     """A function that runs ``stage`` once over every sample, and the number of samples."""
-    from confluent_kafka.schema_registry import SchemaRegistryClient
-
     from contracts import get_contract
     from streams.attempts import Extraction, build_messages
     from streams.cache_entry import decode_entry
@@ -107,8 +105,9 @@ def _workload(stage: str, name: str) -> tuple[Callable[[], None], int]:
     from streams.envelope import RawRecord, decode
     from streams.extract import Extractor
     from streams.grounding import ground
+    from streams.kafka.clients import schema_registry_client
     from streams.pipeline import Pipeline
-    from streams.settings import BudgetSettings, PipelineSettings, Price
+    from streams.settings import BudgetSettings, PipelineSettings, Price, RegistrySettings
 
     contract = get_contract(name, CONTRACTS[name])
     samples = _samples(name)
@@ -121,7 +120,7 @@ def _workload(stage: str, name: str) -> tuple[Callable[[], None], int]:
         price=Price(input_per_mtok=0.15, output_per_mtok=0.6),
         cache=cache,
     )
-    registry = SchemaRegistryClient.new_client({"url": "mock://"})
+    registry = schema_registry_client(RegistrySettings(url="mock://"))
     encoder = AvroWireEncoder(contract, registry, "p.valid-value", manage_compatibility=False)
     encoder.register()
     settings = PipelineSettings(name="p", input_topic="p.raw", contract=name, contract_version=1)
