@@ -16,7 +16,9 @@ from streams.errors import RecordBudgetExceeded
 
 __all__ = ["BudgetGate", "estimate_tokens"]
 
-_LETTER_CHUNKS = re.compile(r"[A-Za-z]{1,4}")
+# Not "[A-Za-z]{1,4}": a pattern that starts with a repeat is tried at every position,
+# one that starts with a character class skips ahead to the letters.
+_LETTER_CHUNKS = re.compile(r"[A-Za-z][A-Za-z]{0,3}")
 # A lone ASCII space between a non-space and a letter: every BPE tokenizer we target folds
 # it into the word after it (" word" is one token in cl100k, "\u2581word" in llama's).
 # Written space-first so the engine scans for the literal and checks around it (3x faster).

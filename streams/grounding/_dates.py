@@ -54,6 +54,7 @@ def _month_table() -> dict[str, int]:
 
 #: Folded month name or abbreviation -> month number.
 MONTHS: Mapping[str, int] = _month_table()
+_LONGEST_MONTH = max(map(len, MONTHS))
 
 # Each pattern starts by consuming a digit or a letter and checks what precedes it
 # with a look-behind after that first character: a pattern that starts with a
@@ -68,6 +69,14 @@ _MONTH_DAY_YEAR = re.compile(
     rf"({_LETTER}(?<!{_LETTER}{_LETTER}){_LETTER}*)\.? ?(\d{{1,2}})(?:st|nd|rd|th)?\.?,? ?"
     r"(\d{4})(?!\d)"
 )
+# What follows the month of a _MONTH_DAY_YEAR match, found from the day's first digit
+# (a letter, then "." and/or " " or nothing, before it). Far fewer places start with a
+# digit after a word than with a word, so the month pattern runs only before these.
+_MONTH_DAY_YEAR_TAIL = re.compile(
+    rf"\d(?:(?<={_LETTER}\d)|(?<={_LETTER} \d)|(?<={_LETTER}\.\d)|(?<={_LETTER}\. \d))"
+    r"\d?(?:st|nd|rd|th)?\.?,? ?\d{4}(?!\d)"
+)
+_IS_LETTER = re.compile(_LETTER).match
 _DAY_MONTH_YEAR = re.compile(
     rf"(\d(?<!\d\d)\d?)(?:st|nd|rd|th|er|\.)? ?(?:de )?({_LETTER}+)\.?,? ?(?:de )?(\d{{4}})(?!\d)"
 )
@@ -107,12 +116,37 @@ def _scan(text: str) -> Iterator[tuple[int, int, frozenset[date]]]:
     for m in _DMY.finditer(text):
         a, b, year = int(m[1]), int(m[3]), _year(m[4])
         yield m.start(), m.end(), _dates([(year, b, a), (year, a, b)])
-    for m in _MONTH_DAY_YEAR.finditer(text):
+    for m in _month_day_year(text):
         if month := MONTHS.get(m[1]):
             yield m.start(), m.end(), _dates([(int(m[3]), month, int(m[2]))])
     for m in _DAY_MONTH_YEAR.finditer(text):
         if month := MONTHS.get(m[2]):
             yield m.start(), m.end(), _dates([(int(m[3]), month, int(m[1]))])
+
+
+def _month_day_year(text: str) -> Iterator[re.Match[str]]:
+    """The matches of ``_MONTH_DAY_YEAR.finditer(text)`` whose word can be a month.
+
+    A match starts at a word and ends after a year; the only letters inside it after its
+    word are a day's "st"/"nd"/"rd"/"th", too short for a month, so no month match starts
+    inside another match, and each is ``_MONTH_DAY_YEAR.match`` at its word's start.
+    Every match's day starts a ``_MONTH_DAY_YEAR_TAIL`` match, and those never swallow
+    one another's (a tail holds no three-letter word). A test pins the equality.
+    """
+    for tail in _MONTH_DAY_YEAR_TAIL.finditer(text):
+        end = tail.start()  # the look-behind saw a letter before it: end > 0
+        if text[end - 1] == " ":
+            end -= 1
+        if text[end - 1] == ".":
+            end -= 1
+        start = end - 1  # a letter
+        while start > 0 and _IS_LETTER(text, start - 1):
+            start -= 1
+            if end - start > _LONGEST_MONTH:
+                break
+        else:
+            if m := _MONTH_DAY_YEAR.match(text, start):
+                yield m
 
 
 def date_tokens(view: TextView) -> list[DateToken]:

@@ -30,7 +30,7 @@ _PLAIN = re.compile(_NOT_INSIDE_BEFORE + r"(?=(\d+(?:[.,]\d+)?)" + _NOT_INSIDE_A
 # What a view space may stand for when it separates thousands ("1 234,50"): one
 # space in the original, not a collapsed gap between two table columns.
 _THOUSANDS_SPACES = frozenset({" ", "\u00a0", "\u202f", "\u2009", "&nbsp;", "&#160;", "&thinsp;"})
-_DIGITS = re.compile(r"\d+")
+_DIGITS = re.compile(r"\d\d*")  # not "\d+": a class first lets the engine skip ahead
 _NEGATIVE_BEFORE = re.compile(r"[-(] ?[^\w\s]{0,3} ?$")
 
 

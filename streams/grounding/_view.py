@@ -45,12 +45,14 @@ _DROP_CONTENT = frozenset({"script", "style"})
 
 # A comment is matched by its opener alone and its end found with str.find: the regex
 # "<!--.*?-->" rescans the rest of the text from every unclosed "<!--" (quadratic).
+# Every branch starts with a literal "<" or "&", so the regex engine skips ahead to
+# those two characters instead of trying each position of the text (an entity is the
+# match that starts with "&").
 _MARKUP = re.compile(
-    r"(?P<comment><!--)"
-    r"|<![a-zA-Z][^<>]*>"
-    r"|<(?P<close>/?)(?P<tag>[a-zA-Z][a-zA-Z0-9]*)(?:\s[^<>]*)?/?>"
-    r"|(?P<entity>&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[a-zA-Z][a-zA-Z0-9]*);)",
-    re.DOTALL,
+    r"<(?:(?P<comment>!--)"
+    r"|![a-zA-Z][^<>]*>"
+    r"|(?P<close>/?)(?P<tag>[a-zA-Z][a-zA-Z0-9]*)(?:\s[^<>]*)?/?>)"
+    r"|&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[a-zA-Z][a-zA-Z0-9]*);"
 )
 
 _PUNCTUATION = str.maketrans(
@@ -80,12 +82,17 @@ _PUNCTUATION = str.maketrans(
 # ASCII whitespace (what str.isspace() is true for below 128) that the view does not
 # copy one for one: a run of two or more, or one that is not a plain space. Between
 # two of these an ASCII run maps to the view character for character.
-_ASCII_GAP = re.compile(r"[\t\n\x0b\x0c\r\x1c-\x1f ]{2,}|[\t\n\x0b\x0c\r\x1c-\x1f]")
+# Written to start with a character class (two or more, or one that is not a space),
+# so the engine skips to whitespace; "x{2,}|y" would be tried at every position.
+_ASCII_GAP = re.compile(
+    r"[\t\n\x0b\x0c\r\x1c-\x1f ](?:[\t\n\x0b\x0c\r\x1c-\x1f ]+|(?<=[\t\n\x0b\x0c\r\x1c-\x1f]))"
+)
 
-_ASCII_OR_NOT = re.compile(r"(?P<ascii>[\x00-\x7f]+)|(?P<other>[^\x00-\x7f]+)")
+_NOT_ASCII = re.compile(r"[^\x00-\x7f][^\x00-\x7f]*")  # not "+": see _ASCII_GAP
 
 # OCR confuses these glyphs; the loose view folds each group to one character.
 _OCR_CONFUSIONS = str.maketrans({"0": "o", "1": "l", "i": "l"})
+_ALNUM_RUN = re.compile(r"[^\W_]+")
 
 
 @lru_cache(maxsize=8192)
@@ -185,27 +192,56 @@ class _Builder:
 
         An ASCII run (most of any document) folds to its lower case with whitespace
         collapsed, so it is emitted a stretch between two whitespace gaps at a time
-        (a line, a table cell); other runs go through :func:`_fold_char` one character
-        at a time.
+        (a line, a table cell); other characters go through :func:`_fold_char` one at
+        a time.
         """
-        run = source[start:end]
-        if not run.isascii():
-            # Mostly ASCII with a few "€" or "—": fast ASCII pieces, the rest one by one.
-            for m in _ASCII_OR_NOT.finditer(run):
-                a, b = m.start() + start, m.end() + start
-                if m.lastgroup == "ascii":
-                    self.emit_run(source, a, b)
-                else:
-                    for i in range(a, b):
-                        self.emit(source[i], i, i + 1)
+        if source.isascii() or source[start:end].isascii():
+            self._ascii(source[start:end].lower(), start)
             return
-        lowered = run.lower()
+        # Mostly ASCII with a few "€" or "—": fast ASCII pieces, the rest one by one.
+        pos = start
+        for m in _NOT_ASCII.finditer(source, start, end):
+            a, b = m.span()
+            if pos < a:
+                self._ascii(source[pos:a].lower(), pos)
+            for i in range(a, b):
+                folded = _fold_char(source[i])
+                if folded == " ":
+                    self.space(i, i + 1)
+                elif len(folded) == 1:
+                    self._block(folded, i, i + 1)
+                else:
+                    self.emit(source[i], i, i + 1)
+            pos = b
+        if pos < end:
+            self._ascii(source[pos:end].lower(), pos)
+
+    def _ascii(self, lowered: str, offset: int) -> None:
+        """Append ASCII text already lowered that starts at original ``offset``."""
+        chars, at, starts, ends = self.chars, self.at, self.start, self.end
         pos = 0
         for m in _ASCII_GAP.finditer(lowered):
-            self._copy(lowered, pos, m.start(), start)
-            self.space(m.start() + start, m.end() + start)
-            pos = m.end()
-        self._copy(lowered, pos, len(lowered), start)
+            a, b = m.span()
+            if pos < a:
+                if lowered[pos] == " " and (not chars or chars[-1] == " "):
+                    # A lone space right after a collapsed one (or at the very start)
+                    # joins it.
+                    self.space(pos + offset, pos + offset + 1)
+                    pos += 1
+                if pos < a:
+                    at.append(len(chars))
+                    starts.append(pos + offset)
+                    ends.append(_LINEAR)
+                    chars.extend(lowered[pos:a])
+            if chars and chars[-1] != " ":  # the common case of space(): a new mark
+                at.append(len(chars))
+                starts.append(a + offset)
+                ends.append(b + offset)
+                chars.append(" ")
+            else:
+                self.space(a + offset, b + offset)
+            pos = b
+        self._copy(lowered, pos, len(lowered), offset)
 
     def _copy(self, lowered: str, a: int, b: int, offset: int) -> None:
         """Append ``lowered[a:b]``, one view character per original one (no gaps inside)."""
@@ -277,7 +313,8 @@ def build_view(source: str, *, markup: bool = True) -> TextView:
             continue
         out.emit_run(source, pos, m.start())
         pos = m.end()
-        entity, tag = m.group("entity"), (m.group("tag") or "").lower()
+        entity = m.group() if source[m.start()] == "&" else None
+        tag = (m.group("tag") or "").lower()
         if entity:
             decoded = html.unescape(entity)
             out.emit(decoded if decoded != entity else entity, m.start(), m.end())
@@ -304,10 +341,12 @@ def fold(text: str) -> str:
 def loose_view(view: TextView | str) -> LooseView:
     """Letters and digits only, OCR look-alikes folded: "N0RTHWIND TRAD ING" ~ "northwinding"."""
     text = view.text if isinstance(view, TextView) else view
-    chars: list[str] = []
+    # A run at a time, not a character at a time: "[^\W_]" is exactly str.isalnum()
+    # (the regex engine and str share Py_UNICODE_ISALNUM), and the OCR folding maps
+    # single characters to single characters, so it can run on the joined text.
+    runs: list[str] = []
     index: list[int] = []
-    for i, c in enumerate(text):
-        if c.isalnum():
-            chars.append(c.translate(_OCR_CONFUSIONS))
-            index.append(i)
-    return LooseView("".join(chars), tuple(index))
+    for m in _ALNUM_RUN.finditer(text):
+        runs.append(m.group())
+        index.extend(range(*m.span()))
+    return LooseView("".join(runs).translate(_OCR_CONFUSIONS), tuple(index))

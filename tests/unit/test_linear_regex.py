@@ -62,6 +62,7 @@ _BOMBS: dict[str, tuple[Callable[[str], object], Callable[[int], str]]] = {
     "glued month names": (_dates, lambda n: "january" * n + " 12"),
     "day then words": (_dates, lambda n: "1 " + "a" * (4 * n)),
     "date-like digits": (_dates, lambda n: "2024-01-" * n),
+    "days after words": (_dates, lambda n: "ab 1 2024 x1 " * n + "january" * n + " 1 2024"),
     "code fence blank run": (_repair, lambda n: "```\n" + "\n" * (4 * n) + "x"),
     "code fence space run": (_repair, lambda n: "```" + " " * (4 * n) + "x"),
     "trailing commas": (_repair, lambda n: "{" + ", " * n + " " * n),
