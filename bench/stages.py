@@ -86,13 +86,15 @@ class _MemoryCache:
 
 
 def _samples(name: str) -> list[_Sample]:
+    """The contract's labelled samples (``streams eval``'s loader), each label's file text
+    as the model's answer."""
     from contracts import SAMPLES_DIR
+    from streams.eval import load_samples
 
-    paths = sorted((SAMPLES_DIR / name).glob("*.txt"))
+    folder = SAMPLES_DIR / name
     return [
-        _Sample(p.read_text(), p.with_suffix(".json").read_text())
-        for p in paths
-        if p.with_suffix(".json").exists()
+        _Sample(s.text.decode("utf-8"), (folder / f"{s.name}.json").read_text())
+        for s in load_samples(folder)
     ]
 
 

@@ -10,14 +10,9 @@ if command -v chromium >/dev/null 2>&1; then
     echo "chromium: already installed ($(command -v chromium))"
     exit 0
 fi
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null 2>&1 || {
-        echo "chromium: run $0 as root (or install sudo); needs apt-get install" >&2
-        exit 1
-    }
-    SUDO="sudo -n"
-fi
+NAME=chromium
+# shellcheck source=../apt-sudo.sh
+source "$(dirname "$0")/../apt-sudo.sh"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium
 command -v chromium >/dev/null

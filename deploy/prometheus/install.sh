@@ -13,14 +13,9 @@ if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1;
     exit 0
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null 2>&1 || {
-        echo "prometheus: run $0 as root (or install sudo); needs apt-get install" >&2
-        exit 1
-    }
-    SUDO="sudo -n"
-fi
+NAME=prometheus
+# shellcheck source=../apt-sudo.sh
+source "$(dirname "$0")/../apt-sudo.sh"
 
 # Debian's maintainer scripts start the service through invoke-rc.d unless a
 # policy-rc.d says no. Put one in place for this install only, if none exists.
